@@ -1,0 +1,161 @@
+"""Writing protected images and the manifest: mirrored tree, atomic writes, mode kept."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .data import DecodedImage
+from .metrics import delta_e2000, psnr, ssim
+from .spatial import upsample_delta
+
+KEEPABLE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib",
+                               ".tif", ".tiff"})
+LOSSY_FORMATS = {"JPEG", "WEBP"}
+METRIC_MAX_PIXELS = 4_000_000  # full-res metrics above this are measured on a downscale
+
+
+def output_names(rels: Sequence[str], fmt: str) -> dict[str, str]:
+    """Map each input's relative path to its output relative path.
+
+    Same folders and stems; the extension becomes .png (or stays, with fmt="keep").
+    Inputs whose outputs would collide (a.jpg and a.png in one folder) keep their source
+    extension in the name (a.jpg.png, a.png.png) so nothing is overwritten.
+    """
+    proposed: dict[str, str] = {}
+    for rel in rels:
+        p = PurePosixPath(rel)
+        proposed[rel] = str(p.with_suffix(output_extension(p.suffix, fmt)))
+    counts: dict[str, int] = {}
+    for out in proposed.values():
+        counts[out.lower()] = counts.get(out.lower(), 0) + 1
+    for rel, out in proposed.items():
+        if counts[out.lower()] > 1:
+            p = PurePosixPath(rel)
+            proposed[rel] = str(p.parent / (p.name + PurePosixPath(out).suffix))
+    return proposed
+
+
+def output_extension(source_suffix: str, fmt: str) -> str:
+    """PNG unless the user keeps the source format and that format can hold the pixels
+    (GIF is palette-based, the perturbation would be quantised away, so it becomes PNG)."""
+    suffix = source_suffix.lower()
+    if fmt == "keep" and suffix in KEEPABLE_SUFFIXES:
+        return suffix
+    return ".png"
+
+
+def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None
+            ) -> torch.Tensor:
+    """x_ue = clip01(clip01(x + up(delta)) + d_y) at the image's own resolution (3 x H x W)."""
+    x = torch.from_numpy(image.rgb).permute(2, 0, 1)
+    out = x
+    if delta is not None:
+        out = (out + upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])).clamp_(0, 1)
+    if offset is not None:
+        out = (out + offset.float().cpu().view(3, 1, 1)).clamp_(0, 1)
+    return out
+
+
+def to_pil(protected: torch.Tensor, image: DecodedImage) -> Image.Image:
+    """Quantise by rounding (the reference floors, biasing every pixel down) into the
+    source's pixel family; alpha is reattached unchanged."""
+    arr = protected.permute(1, 2, 0).numpy()
+    if image.kind == "I;16":
+        grey = np.rint(arr.mean(axis=2) * 65535.0).astype(np.uint16)
+        return Image.fromarray(grey)
+    if image.kind == "L":
+        grey = np.rint(arr.mean(axis=2) * 255.0).astype(np.uint8)
+        if image.alpha is not None:
+            return Image.fromarray(np.dstack([grey, image.alpha]), "LA")
+        return Image.fromarray(grey, "L")
+    rgb = np.rint(arr * 255.0).astype(np.uint8)
+    if image.alpha is not None:
+        return Image.fromarray(np.dstack([rgb, image.alpha]), "RGBA")
+    return Image.fromarray(rgb, "RGB")
+
+
+def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
+    """PSNR / SSIM / CIEDE2000 between the original and the written pixels."""
+    a, b = original.unsqueeze(0), protected.unsqueeze(0)
+    pixels = a.shape[-1] * a.shape[-2]
+    if pixels > METRIC_MAX_PIXELS:
+        scale = math.sqrt(METRIC_MAX_PIXELS / pixels)
+        size = (max(8, int(a.shape[-2] * scale)), max(8, int(a.shape[-1] * scale)))
+        a = torch.nn.functional.interpolate(a, size=size, mode="area")
+        b = torch.nn.functional.interpolate(b, size=size, mode="area")
+    return {"psnr": round(float(psnr(a, b)[0]), 3), "ssim": round(float(ssim(a, b)[0]), 5),
+            "delta_e": round(float(delta_e2000(a, b)[0]), 4)}
+
+
+def read_back(img: Image.Image, image: DecodedImage) -> torch.Tensor:
+    """The pixels as written (after quantisation), as 3 x H x W float, for honest metrics."""
+    if image.kind == "I;16":
+        grey = np.asarray(img, dtype=np.float32) / 65535.0
+        arr = np.repeat(grey[:, :, None], 3, axis=2)
+    elif image.kind == "L":
+        grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        arr = np.repeat(grey[:, :, None], 3, axis=2)
+    else:
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality: int,
+                      keep_metadata: bool) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the final name,
+    so a half-written file never appears under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
+           ".webp": "WEBP", ".bmp": "BMP", ".dib": "BMP", ".tif": "TIFF",
+           ".tiff": "TIFF"}.get(suffix, "PNG")
+    params: dict[str, Any] = {}
+    if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        params["icc_profile"] = image.icc_profile  # colour management is not metadata to drop
+    if keep_metadata and image.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        params["exif"] = image.exif
+    if fmt in LOSSY_FORMATS:
+        params["quality"] = quality
+        if fmt == "JPEG":
+            params["subsampling"] = 0  # 4:2:0 would smear the per-pixel perturbation
+            if img.mode == "RGBA" or img.mode == "LA":
+                img = img.convert("RGB" if img.mode == "RGBA" else "L")
+    if fmt == "BMP" and img.mode == "LA":
+        img = img.convert("RGBA")
+    if fmt == "PNG":
+        params["compress_level"] = 6
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, format=fmt, **params)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, ensure_ascii=True, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
