@@ -495,7 +495,7 @@ class ProtectionJob:
             "mode": cfg.mode,
             "classes": classes,
             "targets": {name: classes[t] for name, t in zip(classes, targets, strict=True)},
-            "colour_offsets": {name: [round(float(v), 8) for v in self.offsets[i].tolist()]
+            "colour_offsets": {name: [float(v) for v in self.offsets[i].tolist()]
                                for i, name in enumerate(classes)},
             "eps": cfg.eps if cfg.mode != "colour" else 0.0,
             "surrogates": {"members": [m.name for m in self.ensemble.members],

@@ -44,7 +44,7 @@ def spatial_pgd(
             x_adv = x_adv.detach() - step_size * grad.sign()
             x_adv = torch.minimum(torch.maximum(x_adv, lower), upper)
         if on_step is not None:
-            on_step(t + 1, float(loss) / x.shape[0])
+            on_step(t + 1, float(loss.detach()) / x.shape[0])
     return (x_adv - x).detach()
 
 

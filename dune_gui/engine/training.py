@@ -145,12 +145,42 @@ def train_classifier(
                 reporter.stage(stage, progress_offset + step, progress_total)
         train_acc[epoch] = correct / n
         if epoch in keep:
+            recalibrate_batchnorm(model, images, device, batch_size)
             checkpoints[epoch] = {k: v.detach().to("cpu", copy=True)
                                   for k, v in model.state_dict().items()}
         if eval_data is not None:
             curve.append(evaluate_accuracy(model, *eval_data, device=device))
     model.eval()
     return TrainResult(checkpoints, train_acc, curve)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, device: torch.device,
+                          batch_size: int = 128, max_images: int = 2048) -> None:
+    """Replace BN running statistics by exact averages over (a strided subset of) the data.
+
+    The exponential running averages lag far behind the weights early in training, which
+    makes eval-mode logits explode (thousands), saturates the softmax and zeroes the
+    gradients the spatial branch depends on. Recomputing them costs one forward pass.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    stride = max(1, images.shape[0] // max_images)
+    subset = images[::stride][:max_images]
+    model.train()
+    for start in range(0, subset.shape[0], batch_size):
+        chunk = subset[start:start + batch_size]
+        if chunk.shape[0] < 2 and start > 0:
+            break
+        model(chunk.float().div_(255.0).to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
 
 
 @torch.inference_mode()

@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from dune_gui.engine.metrics import PSNR_IDENTICAL, ciede2000_map, delta_e2000, psnr, rgb_to_lab, ssim
+
+# Reference pairs from Sharma, Wu & Dalal (2005), Table 1.
+SHARMA = [
+    ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+    ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+    ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ((22.7233, 20.0904, -46.6940), (23.0331, 14.9730, -42.5619), 2.0373),
+    ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+    ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082),
+]
+
+
+@pytest.mark.parametrize(("lab1", "lab2", "expected"), SHARMA)
+def test_ciede2000_matches_published_values(lab1, lab2, expected) -> None:
+    a = torch.tensor(lab1, dtype=torch.float64).view(1, 3, 1, 1)
+    b = torch.tensor(lab2, dtype=torch.float64).view(1, 3, 1, 1)
+    assert float(ciede2000_map(a, b)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_identical_images() -> None:
+    x = torch.rand(3, 3, 20, 20)
+    assert torch.all(psnr(x, x) == PSNR_IDENTICAL)
+    assert torch.allclose(ssim(x, x), torch.ones(3))
+    assert torch.all(delta_e2000(x, x) < 1e-3)
+
+
+def test_psnr_of_a_known_shift() -> None:
+    x = torch.full((1, 3, 8, 8), 0.5)
+    assert float(psnr(x, x + 0.1)) == pytest.approx(20.0, abs=1e-3)
+
+
+def test_lab_of_white_and_red() -> None:
+    white = rgb_to_lab(torch.ones(1, 3, 1, 1)).flatten()
+    red = rgb_to_lab(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)).flatten()
+    assert torch.allclose(white, torch.tensor([100.0, 0.0, 0.0]), atol=0.05)
+    assert torch.allclose(red, torch.tensor([53.24, 80.09, 67.20]), atol=0.05)
+
+
+def test_ssim_falls_with_noise() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 32, 32, generator=gen)
+    noisy = (x + 0.2 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    assert float(ssim(x, noisy)) < 0.9

@@ -1,0 +1,205 @@
+"""End-to-end invariants of the real engine on a tiny real folder with tiny settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dune_gui.engine import (
+    CancelToken,
+    FolderError,
+    ProfileMismatch,
+    ProgressEvent,
+    ProtectConfig,
+    protect,
+)
+from tests.conftest import make_labeled_folder, tiny_settings
+
+
+def _config(src: Path, dst: Path, **kw: object) -> ProtectConfig:
+    return ProtectConfig(input_dir=src, output_dir=dst, **tiny_settings(**kw))
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            out[str(p.relative_to(folder))] = (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                               p.stat().st_mtime_ns)
+    return out
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> Path:
+    """Real CIFAR images plus odd modes, a larger image and files that must be skipped."""
+    src = make_labeled_folder(tmp_path / "input", classes=3, per_class=5)
+    classes = sorted(p.name for p in src.iterdir())
+    base = Image.open(next((src / classes[0]).glob("*.jpg"))).convert("RGB")
+    base.convert("RGBA").save(src / classes[0] / "alpha.png")
+    base.convert("L").save(src / classes[1] / "grey.png")
+    base.resize((96, 64)).save(src / classes[2] / "wide.png")
+    (src / classes[1] / "nested").mkdir()
+    base.save(src / classes[1] / "nested" / "deep.webp")
+    (src / classes[0] / "readme.txt").write_text("not an image")
+    (src / classes[2] / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 garbage")
+    (src / classes[2] / "empty.png").write_bytes(b"")
+    return src
+
+
+def test_full_run_keeps_layout_size_mode_and_input(mixed_folder: Path, tmp_path: Path) -> None:
+    before = _snapshot(mixed_folder)
+    out = tmp_path / "out"
+    events: list[ProgressEvent] = []
+    result = protect(_config(mixed_folder, out), progress=events.append)
+    assert result.status == "completed"
+    assert _snapshot(mixed_folder) == before  # input never touched (bytes and mtimes)
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("version", "config", "seed", "classes", "targets", "colour_offsets", "eps",
+                "images"):
+        assert key in manifest
+    records = {r["source"]: r for r in manifest["images"]}
+    done = [r for r in records.values() if r["status"] == "done"]
+    skipped = {r["source"]: r["reason"] for r in records.values() if r["status"] == "skipped"}
+    assert len(done) == 3 * 5 + 4
+    assert set(skipped) == {f"{manifest['classes'][0]}/readme.txt",
+                            f"{manifest['classes'][2]}/broken.jpg",
+                            f"{manifest['classes'][2]}/empty.png"}
+    assert "empty file" in skipped[f"{manifest['classes'][2]}/empty.png"]
+    for rec in done:
+        src, dst = mixed_folder / rec["source"], out / rec["output"]
+        assert Path(rec["output"]).with_suffix("") == Path(rec["source"]).with_suffix("")
+        assert dst.suffix == ".png"
+        with Image.open(src) as a, Image.open(dst) as b:
+            assert a.size == b.size
+            expected_mode = {"RGBA": "RGBA", "L": "L"}.get(a.mode, "RGB")
+            assert b.mode == expected_mode
+            if a.mode == "RGBA":
+                assert a.getchannel("A").tobytes() == b.getchannel("A").tobytes()
+        for metric in ("psnr", "ssim", "delta_e"):
+            assert isinstance(rec[metric], float)
+    assert not list(out.rglob("*.part"))
+    stages = {e.stage for e in events}
+    assert {"scan", "surrogates", "colour", "spatial", "export"} <= stages
+    classes = manifest["classes"]
+    assert manifest["targets"] == {c: classes[(i + 1) % 3] for i, c in enumerate(classes)}
+
+
+def test_spatial_mode_stays_within_eps(labeled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out, mode="spatial", eps=4 / 255, step_size=2 / 255))
+    for src in labeled_folder.rglob("*.jpg"):
+        dst = out / src.relative_to(labeled_folder).with_suffix(".png")
+        diff = np.abs(_pixels(dst) - _pixels(src))
+        assert diff.max() <= 4  # eps = 4/255 and rounding of 8-bit sources
+        assert diff.max() > 0
+
+
+def test_colour_offset_is_identical_within_a_class(labeled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = protect(_config(labeled_folder, out, mode="colour"))
+    for cls, offset in result.colour_offsets.items():
+        expected = np.rint(np.asarray(offset) * 255)
+        for src in (labeled_folder / cls).glob("*.jpg"):
+            a = _pixels(src)
+            b = _pixels(out / cls / (src.stem + ".png"))
+            shifted = a + expected
+            unclipped = ((shifted > 1) & (shifted < 254)).all(axis=2)
+            diff = (b - a)[unclipped]
+            assert np.abs(diff - expected).max() <= 1  # rounding only
+
+
+def test_same_seed_gives_identical_files(labeled_folder: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    protect(_config(labeled_folder, a))
+    os.environ["DUNE_CACHE_DIR"] = str(tmp_path / "fresh-cache")  # retrain from scratch
+    protect(_config(labeled_folder, b))
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*.png"))
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()
+
+
+def test_cancel_stops_within_one_batch_and_resume_matches(labeled_folder: Path,
+                                                          tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    protect(_config(labeled_folder, reference))
+    out = tmp_path / "out"
+    token = CancelToken()
+
+    def cancel_on_first_export(event: ProgressEvent) -> None:
+        if event.stage == "export" and event.done > 0:
+            token.cancel()
+
+    result = protect(_config(labeled_folder, out), progress=cancel_on_first_export,
+                     cancel=token)
+    assert result.status == "cancelled"
+    written = sorted(out.rglob("*.png"))
+    assert len(written) == 4  # one batch
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sum(r["status"] == "done" for r in manifest["images"]) == 4
+    mtimes = {p: p.stat().st_mtime_ns for p in written}
+
+    resumed = protect(_config(labeled_folder, out))
+    assert resumed.status == "completed"
+    assert resumed.reused == 4 and resumed.protected == 18 - 4
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())  # not redone
+    for p in reference.rglob("*.png"):
+        assert p.read_bytes() == (out / p.relative_to(reference)).read_bytes()
+
+
+def test_growing_folder_protects_only_new_images(labeled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = protect(_config(labeled_folder, out))
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    cls = first.classes[1]
+    shutil.copy2(next((labeled_folder / cls).glob("*.jpg")), labeled_folder / cls / "new.jpg")
+    second = protect(_config(labeled_folder, out))
+    assert second.protected == 1 and second.reused == 18
+    assert second.colour_offsets == first.colour_offsets
+    assert (out / cls / "new.png").exists()
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())
+
+
+def test_other_settings_into_the_same_output_are_refused(labeled_folder: Path,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out))
+    with pytest.raises(ProfileMismatch, match="eps"):
+        protect(_config(labeled_folder, out, eps=4 / 255))
+
+
+def test_folder_problems_are_clear_errors_before_any_work(tmp_path: Path) -> None:
+    one = make_labeled_folder(tmp_path / "one", classes=1)
+    with pytest.raises(FolderError, match="at least two"):
+        protect(_config(one, tmp_path / "o1"))
+    two = make_labeled_folder(tmp_path / "two", classes=2)
+    (two / "empty-class").mkdir()
+    (two / "empty-class" / "x.txt").write_text("x")
+    with pytest.raises(FolderError, match="no usable image"):
+        protect(_config(two, tmp_path / "o2"))
+    ok = make_labeled_folder(tmp_path / "ok", classes=2)
+    with pytest.raises(FolderError, match="inside"):
+        protect(_config(ok, ok / "protected"))
+    assert not (ok / "protected").exists()
+    with pytest.raises(FolderError, match="multiple"):
+        protect(_config(ok, tmp_path / "o3", label_offset=2))
+
+
+def test_keep_format_writes_source_formats(labeled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out, format="keep", quality=90))
+    assert sorted(p.suffix for p in out.rglob("*.*") if p.name != "manifest.json") == \
+        [".jpg"] * 18

@@ -1,0 +1,61 @@
+import torch
+
+from dune_gui.engine.models import build_model
+from dune_gui.engine.spatial import SpatialPGD, spatial_pgd, upsample_delta
+from dune_gui.engine.surrogates import Ensemble, SurrogateMember
+
+
+def _ensemble(members: int = 2, classes: int = 4) -> Ensemble:
+    out = []
+    for i in range(members):
+        model = build_model("fast", classes, 16, torch.Generator().manual_seed(i)).eval()
+        out.append(SurrogateMember(f"m{i}", model, True))
+    return Ensemble(out, torch.device("cpu"))
+
+
+def test_spatial_perturbation_never_exceeds_eps_and_stays_in_range() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 16, 16, generator=gen)
+    x[0] = 0.0  # saturated images must stay in [0, 1]
+    x[1] = 1.0
+    target = torch.tensor([1, 2, 3, 0, 1, 2])
+    eps = 4 / 255
+    delta = spatial_pgd(x, target, _ensemble(), eps=eps, step_size=3 / 255, steps=5)
+    assert delta.abs().max() <= eps + 1e-7
+    assert (x + delta).min() >= 0 and (x + delta).max() <= 1
+
+
+def test_targeted_ensemble_loss_falls_over_steps() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 3, 16, 16, generator=gen)
+    target = torch.randint(0, 4, (8,), generator=gen)
+    losses: list[float] = []
+    SpatialPGD(eps=8 / 255, step_size=1 / 255, steps=8).perturb(
+        x, target, _ensemble(3), on_step=lambda t, loss: losses.append(loss))
+    assert len(losses) == 8
+    # loss at step t is measured before step t is taken: compare end with the start
+    ensemble = _ensemble(3)
+    delta = spatial_pgd(x, target, ensemble, 8 / 255, 1 / 255, 8)
+    with torch.no_grad():
+        before = ensemble.mean_cross_entropy(x, target).mean()
+        after = ensemble.mean_cross_entropy(x + delta, target).mean()
+    assert after < before
+    assert losses[-1] < losses[0]
+
+
+def test_upsampled_delta_stays_within_eps() -> None:
+    eps = 8 / 255
+    delta = (torch.rand(3, 16, 16) * 2 - 1) * eps
+    big = upsample_delta(delta, 67, 41)
+    assert big.shape == (3, 67, 41)
+    assert big.abs().max() <= eps + 1e-7
+
+
+def test_batch_composition_does_not_change_an_images_perturbation() -> None:
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 3, 16, 16, generator=gen)
+    target = torch.tensor([0, 1, 2, 3])
+    ensemble = _ensemble()
+    together = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 4)
+    alone = spatial_pgd(x[:1], target[:1], ensemble, 8 / 255, 2 / 255, 4)
+    assert torch.allclose(together[:1], alone, atol=1e-6)
