@@ -27,7 +27,8 @@ from .engine import (
 )
 
 STAGE_TITLES = {"scan": "Scanning", "surrogates": "Training surrogates",
-                "colour": "Colour search", "spatial": "Spatial PGD", "export": "Export"}
+                "colour": "Colour search", "spatial": "Spatial PGD", "export": "Export",
+                "victims": "Training victim", "evaluate": "Victims done"}
 DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
 
 
@@ -118,7 +119,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-config", type=Path, default=None,
                    help="also write the effective settings to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    _add_evaluate(sub)
     return parser
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from .engine.defences import DEFENCES
+    from .engine.evaluation import PEERS, EvaluateConfig
+
+    d = EvaluateConfig(clean_dir=Path("."))
+    p = sub.add_parser(
+        "evaluate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="measure protection: train victims on protected data, test on clean images",
+        description="Train fresh victim classifiers on each protected folder (and on the "
+                    "clean folder, the reference), optionally under adversary defences and "
+                    "next to peer protection methods, and report their clean-test accuracy.")
+    p.add_argument("--train", action="append", default=[], metavar="[NAME=]DIR",
+                   help="protected folder to test (repeatable); NAME defaults to 'dune'")
+    p.add_argument("--clean", type=Path, required=True, help="the clean labeled folder")
+    p.add_argument("--test", type=Path, default=None,
+                   help="clean held-out test folder; without it a stratified part of --clean "
+                        "is held out (and excluded from every training set)")
+    p.add_argument("--arch", default=",".join(d.archs),
+                   help="victim architectures, comma separated (small, mobilenet, resnet18, "
+                        "vgg, fast)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="victim training epochs")
+    p.add_argument("--defence", default="none",
+                   help=f"comma separated, or 'all': {', '.join(DEFENCES)}")
+    p.add_argument("--peers", default="",
+                   help=f"peer methods generated on --clean, comma separated: {', '.join(PEERS)}")
+    p.add_argument("--protect-config", type=Path, default=None,
+                   help="settings (JSON or manifest) for generating the spatial/colour "
+                        "ablations; default: the first --train folder's manifest")
+    p.add_argument("--holdout", type=float, default=d.holdout,
+                   help="fraction per class held out when there is no --test")
+    p.add_argument("--working-size", type=int, default=d.working_size)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    p.add_argument("--report", type=Path, required=True,
+                   help="folder for report.json, report.md and report.png")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .engine.defences import DEFENCES
+    from .engine.evaluation import EvaluateConfig, evaluate
+
+    protected = []
+    for spec in args.train:
+        name, _, folder = spec.rpartition("=")
+        protected.append((name or "dune", Path(folder)))
+    defences = tuple(DEFENCES) if args.defence == "all" else tuple(
+        x.strip() for x in args.defence.split(",") if x.strip())
+    settings: dict[str, Any] = {}
+    source = args.protect_config
+    if source is None and protected and (protected[0][1] / "manifest.json").exists():
+        source = protected[0][1] / "manifest.json"
+    if source is not None:
+        loaded = ProtectConfig.load(source).to_dict()
+        settings = {k: loaded[k] for k in ProtectConfig.METHOD_FIELDS if k != "mode"}
+    config = EvaluateConfig(
+        clean_dir=args.clean, protected=tuple(protected), test_dir=args.test,
+        peers=tuple(x.strip() for x in args.peers.split(",") if x.strip()),
+        defences=defences, archs=tuple(x.strip() for x in args.arch.split(",") if x.strip()),
+        epochs=args.epochs, seed=args.seed, working_size=args.working_size,
+        holdout=args.holdout, device=args.device, report_dir=args.report,
+        protect_settings=settings)
+    printer = ProgressPrinter(sys.stderr, args.quiet)
+    token = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())
+    try:
+        report = evaluate(config, progress=printer.progress, log=printer.log, cancel=token)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    from .engine.evaluation import markdown_table
+
+    sys.stdout.write(markdown_table(report))
+    sys.stdout.write(f"Report written to {args.report}\n")
+    return 0 if report.status == "completed" else 130
 
 
 def config_from_args(args: argparse.Namespace) -> ProtectConfig:
@@ -258,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "protect":
             return run_protect(args)
+        if args.command == "evaluate":
+            return run_evaluate(args)
     except (FolderError, ProfileMismatch, SurrogateError, ValueError, RuntimeError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -153,14 +153,33 @@ class MobileNetLike(nn.Module):
         return self.classifier(self.features(self.normalise(x)))
 
 
+class SmallCNN(nn.Module):
+    """Four conv layers and a linear head: a fast victim for checks on a CPU."""
+
+    def __init__(self, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.normalise = Normalise()
+        self.features = nn.Sequential(
+            _conv_bn(3, w), nn.MaxPool2d(2), _conv_bn(w, 2 * w), nn.MaxPool2d(2),
+            _conv_bn(2 * w, 4 * w), nn.MaxPool2d(2), _conv_bn(4 * w, 4 * w),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(4 * w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.normalise(x)))
+
+
 ARCHITECTURES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
     "fast": ("ResNet-9-style, narrow (~0.4M params); fastest on a CPU",
              lambda k, r: FastNet(k)),
     "vgg": ("VGG-style plain conv stack with BN (~2.3M params)", lambda k, r: VGGNet(k)),
     "resnet18": ("CIFAR-style ResNet-18 (~11M params), the paper's surrogate; slow on a CPU",
                  lambda k, r: ResNet18(k, working_size=r)),
-    "mobilenet": ("MobileNet-style depthwise-separable net (~0.3M params)",
+    "mobilenet": ("MobileNet-style depthwise-separable net (~0.5M params)",
                   lambda k, r: MobileNetLike(k)),
+    "small": ("plain 4-layer CNN (~0.3M params); a fast victim for checks",
+              lambda k, r: SmallCNN(k)),
 }
 
 

@@ -32,7 +32,6 @@ from .data import (
     scan_folder,
 )
 from .export import (
-    LOSSY_FORMATS,
     compose,
     output_names,
     quality_metrics,

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ class Ensemble:
         """M x N x K logits."""
         chosen = self.members if members is None else members
         use_amp = self.device.type == "cuda"
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for member in chosen:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
@@ -199,9 +202,8 @@ def members_from_checkpoints(arch: str, checkpoints: dict[int, dict[str, torch.T
 
 
 def _prepare(model: nn.Module, device: torch.device) -> nn.Module:
-    model.eval().to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    # channels-last is ~1.5x faster for these convs on CPU (oneDNN) as well as on CUDA
+    model.eval().to(device=device, memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -229,7 +231,9 @@ def load_surrogate_file(spec: str, num_classes: int, working_size: int,
         member = SurrogateMember(name, OnnxClassifier(path), False)
     elif head.startswith(b"PK") and _is_torchscript(path):
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # deprecated, still supported
+                module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
             raise SurrogateError(f"{name}: not a valid TorchScript model ({exc})") from exc
         member = SurrogateMember(name, _prepare(module, device), True)

@@ -94,10 +94,8 @@ def train_classifier(
     if normalise is not None:
         normalise.mean.copy_(torch.tensor(mean).view(1, 3, 1, 1))
         normalise.std.copy_(torch.tensor(std).view(1, 3, 1, 1))
-    model.to(device)
+    model.to(device=device, memory_format=torch.channels_last)
     use_cuda = device.type == "cuda"
-    if use_cuda:
-        model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9,
                                 nesterov=True, weight_decay=weight_decay)
     warmup = max(1, int(0.15 * total_steps))
@@ -125,8 +123,7 @@ def train_classifier(
                 x = augment(x, generator)
             y = labels[idx]
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if use_cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
             if batch_transform is not None:
                 x = batch_transform(model, x, y)
                 model.train()

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from dune_gui.engine.metrics import PSNR_IDENTICAL, ciede2000_map, delta_e2000, psnr, rgb_to_lab, ssim
+from dune_gui.engine.metrics import (
+    PSNR_IDENTICAL,
+    ciede2000_map,
+    delta_e2000,
+    psnr,
+    rgb_to_lab,
+    ssim,
+)
 
 # Reference pairs from Sharma, Wu & Dalal (2005), Table 1.
 SHARMA = [

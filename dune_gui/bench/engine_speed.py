@@ -1,0 +1,94 @@
+"""Benchmark: images per second for each engine stage at default settings.
+
+    python -m dune_gui.bench.engine_speed [--per-class 50] [--data ../shared/data/cifar10/train]
+
+Copies a class-balanced subset of the folder to a temporary directory, runs the real
+`protect()` with default settings (surrogates are trained: the cache is a fresh temporary
+folder) and reports throughput per stage plus the projected time for the whole folder.
+Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dune_gui.engine import ProtectConfig, protect, scan_folder
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10" / "train"
+
+
+def subset(src: Path, dst: Path, per_class: int) -> int:
+    scan = scan_folder(src)
+    taken = 0
+    per: dict[int, int] = {}
+    for item in scan.items:
+        if per.get(item.label, 0) >= per_class:
+            continue
+        per[item.label] = per.get(item.label, 0) + 1
+        target = dst / item.rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(item.path, target)
+        taken += 1
+    return taken
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    args = parser.parse_args()
+    full = len(scan_folder(args.data).items)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        n = subset(args.data, tmpdir / "in", args.per_class)
+        os.environ["DUNE_CACHE_DIR"] = str(tmpdir / "cache")
+        config = ProtectConfig(input_dir=tmpdir / "in", output_dir=tmpdir / "out",
+                               device=args.device)
+        start = time.monotonic()
+        result = protect(config)
+        wall = time.monotonic() - start
+    t = result.timings
+    k = len(result.classes)
+    rates = {
+        "scan (decode at working size)": n / t["scan"],
+        "surrogate training (image-epochs/s, all architectures)":
+            n * config.epochs * len(config.architectures) / t["surrogates"],
+        "colour search (images scored/s)":
+            k * min(config.colour_sample, n // k) * config.particles
+            * (config.iterations + 1) / t["colour"],
+        "colour search (classes/s)": k / t["colour"],
+        "spatial PGD (images/s)": n / t["spatial"],
+        "export (images/s)": n / t["export"],
+    }
+    projected = (t["scan"] * full / n + t["surrogates"] * full / n + t["colour"]
+                 + (t["spatial"] + t["export"]) * full / n)
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                   f"{torch.get_num_threads()} threads",
+        "device": result.device, "images": n, "classes": k,
+        "settings": f"eps {config.eps * 255:g}/255, step {config.step_size * 255:g}/255, "
+                    f"T={config.steps}, ensemble {'+'.join(config.architectures)} x "
+                    f"{config.checkpoints} checkpoints (M={config.ensemble_size}), "
+                    f"{config.epochs} epochs, PSO {config.particles}x{config.iterations}",
+        "seconds": {k2: round(v, 2) for k2, v in t.items()}, "wall_s": round(wall, 1),
+        "rates": {k2: round(v, 2) for k2, v in rates.items()},
+        "projected_full_folder_s": round(projected), "full_folder_images": full,
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+"""Verification: does the protection work? Train fresh victims on protected folders (under
+adversary defences) and measure their accuracy on clean held-out images.
+
+    evaluate(EvaluateConfig(...), progress, log, cancel) -> EvaluationReport
+
+Folders are read at the working resolution; victims train with the standard recipe (SGD +
+momentum, one-cycle schedule, random crop + flip). Deterministic for a seed on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+
+from .config import ProtectConfig
+from .data import FolderError, ImageError, decode_working, scan_folder
+from .defences import DEFENCES, Defence, adversarial_examples
+from .export import write_json_atomic
+from .models import build_model
+from .peers import apply_lsp, apply_ops
+from .pipeline import protect, resolve_device
+from .progress import CancelToken, LogCallback, ProgressCallback, Reporter
+from .training import random_crop_flip, train_classifier
+
+TRAINING_FREE_PEERS = ("lsp", "ops")
+ABLATION_PEERS = ("spatial", "colour")
+PEERS = TRAINING_FREE_PEERS + ABLATION_PEERS
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    clean_dir: Path
+    protected: tuple[tuple[str, Path], ...] = ()  # (method name, protected folder)
+    test_dir: Path | None = None  # None: hold out a stratified part of clean_dir
+    peers: tuple[str, ...] = ()
+    defences: tuple[str, ...] = ("none",)
+    archs: tuple[str, ...] = ("small",)
+    epochs: int = 30
+    seed: int = 0
+    working_size: int = 32
+    holdout: float = 0.2
+    batch_size: int = 128
+    learning_rate: float = 0.05
+    device: str = "auto"
+    report_dir: Path | None = None
+    # Settings used to generate the ablation peers (spatial / colour) on clean_dir.
+    protect_settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in self.defences if d not in DEFENCES]
+        if unknown:
+            raise ValueError(f"unknown defence {', '.join(unknown)}; choose from "
+                             f"{', '.join(DEFENCES)}")
+        bad_peers = [p for p in self.peers if p not in PEERS]
+        if bad_peers:
+            raise ValueError(f"unknown peer method {', '.join(bad_peers)}; choose from "
+                             f"{', '.join(PEERS)}")
+        if not 0 < self.holdout < 1:
+            raise ValueError("holdout must be between 0 and 1")
+
+
+@dataclass
+class LabeledTensors:
+    images: torch.Tensor  # N x 3 x R x R uint8
+    labels: torch.Tensor
+    keys: list[str]  # relative path without extension: matches protected copies to sources
+
+
+@dataclass
+class EvaluationReport:
+    chance: float
+    settings: dict[str, Any]
+    runs: list[dict[str, Any]]
+    status: str = "completed"
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chance": self.chance, "settings": self.settings, "runs": self.runs,
+                "status": self.status, "notes": self.notes}
+
+    def accuracy(self, train: str, defence: str = "none", arch: str | None = None) -> float:
+        for run in self.runs:
+            if run["train"] == train and run["defence"] == defence and \
+                    (arch is None or run["arch"] == arch):
+                return float(run["test_accuracy"])
+        raise KeyError((train, defence, arch))
+
+
+def load_labeled(folder: Path, classes: list[str] | None, size: int,
+                 reporter: Reporter) -> tuple[LabeledTensors, list[str]]:
+    scan = scan_folder(folder)
+    if classes is not None and scan.classes != classes:
+        raise FolderError(f"{folder} has classes {scan.classes}, expected {classes}")
+    images, labels, keys = [], [], []
+    for item in scan.items:
+        reporter.check_cancel()
+        try:
+            images.append(decode_working(item.path, size, 10**9))
+        except ImageError as exc:
+            reporter.warning(f"skipped {item.rel}: {exc}")
+            continue
+        labels.append(item.label)
+        keys.append(str(PurePosixPath(item.rel).with_suffix("")))
+    if not images:
+        raise FolderError(f"{folder} has no usable images")
+    return LabeledTensors(torch.stack(images), torch.tensor(labels), keys), scan.classes
+
+
+def stratified_split(data: LabeledTensors, fraction: float, generator: torch.Generator
+                     ) -> tuple[LabeledTensors, LabeledTensors]:
+    test_idx: list[int] = []
+    for k in sorted(set(data.labels.tolist())):
+        idx = (data.labels == k).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        test_idx += idx[:max(1, int(round(len(idx) * fraction)))].tolist()
+    test_set = set(test_idx)
+    train_idx = [i for i in range(len(data.keys)) if i not in test_set]
+    return _subset(data, train_idx), _subset(data, sorted(test_idx))
+
+
+def _subset(data: LabeledTensors, idx: list[int]) -> LabeledTensors:
+    t = torch.tensor(idx, dtype=torch.long)
+    return LabeledTensors(data.images[t], data.labels[t], [data.keys[i] for i in idx])
+
+
+def _without(data: LabeledTensors, keys: set[str]) -> LabeledTensors:
+    return _subset(data, [i for i, k in enumerate(data.keys) if k not in keys])
+
+
+def train_victim(arch: str, train: LabeledTensors, test: LabeledTensors, defence: Defence,
+                 epochs: int, seed: int, device: torch.device, num_classes: int,
+                 batch_size: int, learning_rate: float, reporter: Reporter
+                 ) -> tuple[float, list[float]]:
+    images = defence.dataset(train.images) if defence.dataset else train.images
+    test_images = defence.test(test.images) if defence.test else test.images
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(arch, num_classes, images.shape[-1], generator)
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        x = random_crop_flip(x, g)
+        return defence.batch(x, g) if defence.batch else x
+
+    adv_gen = torch.Generator().manual_seed(seed + 1)
+    batch_transform = None
+    if defence.adversarial:
+        def batch_transform(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                            ) -> torch.Tensor:
+            return adversarial_examples(m, x, y, adv_gen)
+
+    result = train_classifier(
+        model, images, train.labels, epochs, generator, device, batch_size=batch_size,
+        learning_rate=learning_rate, augment=augment, batch_transform=batch_transform,
+        eval_data=(test_images, test.labels), reporter=reporter, stage="victims")
+    return result.curve[-1], result.curve
+
+
+def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
+             log: LogCallback | None = None, cancel: CancelToken | None = None
+             ) -> EvaluationReport:
+    reporter = Reporter(progress, log, cancel)
+    device = resolve_device(config.device)
+    size = config.working_size
+    clean, classes = load_labeled(config.clean_dir, None, size, reporter)
+    k = len(classes)
+    notes: list[str] = []
+    split_gen = torch.Generator().manual_seed(config.seed)
+    if config.test_dir is not None:
+        test, _ = load_labeled(config.test_dir, classes, size, reporter)
+        clean_train = clean
+    else:
+        clean_train, test = stratified_split(clean, config.holdout, split_gen)
+        notes.append(f"no test folder: {len(test.keys)} clean images "
+                     f"({config.holdout:.0%} per class) held out as the test set; their "
+                     "protected copies are excluded from every training set")
+    held_out = set(test.keys) if config.test_dir is None else set()
+    train_sets: list[tuple[str, LabeledTensors]] = [("clean", clean_train)]
+    for name, folder in config.protected:
+        data, _ = load_labeled(folder, classes, size, reporter)
+        train_sets.append((name, _without(data, held_out)))
+    peer_gen = torch.Generator().manual_seed(config.seed + 17)
+    for peer in config.peers:
+        if peer == "lsp":
+            images = apply_lsp(clean_train.images, clean_train.labels, k, peer_gen)
+        elif peer == "ops":
+            images = apply_ops(clean_train.images, clean_train.labels, k)
+        else:
+            images = _ablation(config, peer, clean_train, reporter)
+        train_sets.append((peer, LabeledTensors(images, clean_train.labels, clean_train.keys)))
+
+    runs: list[dict[str, Any]] = []
+    status = "completed"
+    total = len(train_sets) * len(config.defences) * len(config.archs)
+    started = time.monotonic()
+    try:
+        for name, data in train_sets:
+            for defence_name in config.defences:
+                for arch in config.archs:
+                    reporter.check_cancel()
+                    reporter.info(f"victim {arch} on {name}, defence {defence_name}: "
+                                  f"{config.epochs} epochs on {len(data.keys)} images")
+                    acc, curve = train_victim(
+                        arch, data, test, DEFENCES[defence_name], config.epochs, config.seed,
+                        device, k, config.batch_size, config.learning_rate, reporter)
+                    runs.append({"train": name, "defence": defence_name, "arch": arch,
+                                 "epochs": config.epochs, "test_accuracy": acc,
+                                 "curve": curve})
+                    reporter.stage("evaluate", len(runs), total,
+                                   f"{name} / {defence_name} / {arch}: {acc:.1%}")
+    except Exception as exc:
+        if type(exc).__name__ != "Cancelled":
+            raise
+        status = "cancelled"
+    settings = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    settings.update({"classes": classes, "train_images": len(clean_train.keys),
+                     "test_images": len(test.keys), "device": str(device),
+                     "seconds": round(time.monotonic() - started, 1)})
+    report = EvaluationReport(1.0 / k, settings, runs, status, notes)
+    if config.report_dir is not None:
+        write_report(report, config.report_dir)
+    return report
+
+
+def _ablation(config: EvaluateConfig, mode: str, clean_train: LabeledTensors,
+              reporter: Reporter) -> torch.Tensor:
+    """Generate a spatial-only / colour-only protected copy of the clean training images
+    with the real engine (same budget and surrogates as the DUNE run's settings)."""
+    assert config.report_dir is not None, "ablation peers need a report folder"
+    out = config.report_dir / "peers" / mode
+    settings = dict(config.protect_settings)
+    settings.update(mode=mode, working_size=config.working_size, seed=config.seed)
+    pc = ProtectConfig(input_dir=config.clean_dir, output_dir=out, **settings)
+    reporter.info(f"generating the {mode}-only ablation into {out}")
+    result = protect(pc, cancel=reporter.cancel)
+    if result.status != "completed":
+        reporter.check_cancel()
+    data, _ = load_labeled(out, None, config.working_size, reporter)
+    by_key = dict(zip(data.keys, range(len(data.keys)), strict=True))
+    return data.images[torch.tensor([by_key[k] for k in clean_train.keys])]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_report(report: EvaluationReport, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(report.to_json(), folder / "report.json")
+    (folder / "report.md").write_text(markdown_table(report), encoding="utf-8")
+    plot_report(report, folder / "report.png")
+
+
+def markdown_table(report: EvaluationReport) -> str:
+    trains = list(dict.fromkeys(r["train"] for r in report.runs))
+    defences = list(dict.fromkeys(r["defence"] for r in report.runs))
+    archs = list(dict.fromkeys(r["arch"] for r in report.runs))
+    lines = ["# Protection report", "",
+             f"Clean-test accuracy of victims trained on each set (lower = stronger "
+             f"protection). Chance = {report.chance:.1%}.", ""]
+    for note in report.notes:
+        lines.append(f"- {note}")
+    for arch in archs:
+        lines += ["", f"## Victim `{arch}`", "",
+                  "| train set | " + " | ".join(defences) + " | mean |",
+                  "|---" * (len(defences) + 2) + "|"]
+        for train in trains:
+            cells = []
+            values = []
+            for d in defences:
+                match = [r for r in report.runs
+                         if r["train"] == train and r["defence"] == d and r["arch"] == arch]
+                if match:
+                    values.append(match[0]["test_accuracy"])
+                    cells.append(f"{match[0]['test_accuracy']:.1%}")
+                else:
+                    cells.append("–")
+            mean = f"{sum(values) / len(values):.1%}" if values else "–"
+            lines.append(f"| {train} | " + " | ".join(cells) + f" | {mean} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(report: EvaluationReport, path: Path) -> None:
+    """Grouped bar chart (defence groups, one bar per train set), drawn with Pillow."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    trains = list(dict.fromkeys(r["train"] for r in report.runs))
+    defences = list(dict.fromkeys(r["defence"] for r in report.runs))
+    arch = report.runs[0]["arch"] if report.runs else ""
+    palette = [(90, 90, 90), (214, 39, 40), (31, 119, 180), (255, 127, 14), (44, 160, 44),
+               (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207)]
+    width, height = max(640, 110 * len(defences) + 160), 460
+    left, right, top, bottom = 60, 20, 50, 110
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:
+        font = ImageFont.load_default()
+    plot_h = height - top - bottom
+    draw.text((left, 12), f"Clean-test accuracy of victim '{arch}' (lower = better protection)",
+              fill="black", font=font)
+    for tick in range(0, 101, 20):
+        y = top + plot_h * (1 - tick / 100)
+        draw.line([(left, y), (width - right, y)], fill=(225, 225, 225))
+        draw.text((8, y - 7), f"{tick}%", fill="black", font=font)
+    chance_y = top + plot_h * (1 - report.chance)
+    draw.line([(left, chance_y), (width - right, chance_y)], fill=(0, 0, 0), width=1)
+    draw.text((width - right - 60, chance_y - 16), "chance", fill="black", font=font)
+    group_w = (width - left - right) / max(1, len(defences))
+    bar_w = group_w * 0.8 / max(1, len(trains))
+    for gi, d in enumerate(defences):
+        x0 = left + gi * group_w + group_w * 0.1
+        for ti, t in enumerate(trains):
+            match = [r for r in report.runs
+                     if r["train"] == t and r["defence"] == d and r["arch"] == arch]
+            if not match:
+                continue
+            acc = match[0]["test_accuracy"]
+            xa = x0 + ti * bar_w
+            draw.rectangle([xa, top + plot_h * (1 - acc), xa + bar_w - 2, top + plot_h],
+                           fill=palette[ti % len(palette)])
+        draw.text((x0, top + plot_h + 6), d[:16], fill="black", font=font)
+    for ti, t in enumerate(trains):
+        lx = left + (ti % 4) * 150
+        ly = height - 60 + (ti // 4) * 20
+        draw.rectangle([lx, ly, lx + 12, ly + 12], fill=palette[ti % len(palette)])
+        draw.text((lx + 18, ly - 1), t, fill="black", font=font)
+    img.save(path)

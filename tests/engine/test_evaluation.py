@@ -1,0 +1,145 @@
+"""The verification harness on tiny data: defences do what they claim, a shortcut set fools
+its victim, and the report has every cell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from dune_gui.engine.defences import (
+    DEFENCES,
+    coin,
+    gaussian_blur,
+    grayscale,
+    jpeg,
+    per_image_normalise,
+    posterise,
+    shift_and_noise,
+)
+from dune_gui.engine.evaluation import EvaluateConfig, evaluate
+from dune_gui.engine.peers import apply_lsp, apply_ops, lsp_patterns
+from tests.conftest import make_labeled_folder
+
+
+def _images(n: int = 6, size: int = 16) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(0),
+                         dtype=torch.uint8)
+
+
+def test_grayscale_has_equal_channels() -> None:
+    g = grayscale(_images())
+    assert torch.equal(g[:, 0], g[:, 1]) and torch.equal(g[:, 1], g[:, 2])
+
+
+def test_jpeg_is_lossy_and_keeps_shape() -> None:
+    x = _images()
+    y = jpeg(x, quality=10)
+    assert y.shape == x.shape and y.dtype == torch.uint8
+    assert (y.float() - x.float()).abs().mean() > 10
+
+
+def test_posterise_uses_few_levels() -> None:
+    assert len(torch.unique(posterise(_images(), bits=3))) <= 8
+
+
+def test_blur_smooths() -> None:
+    x = _images()
+    assert gaussian_blur(x).float().std() < x.float().std()
+
+
+def test_per_image_normalise_removes_a_constant_offset() -> None:
+    x = _images().clamp(40, 200)
+    shifted = (x.int() + 30).clamp(0, 255).to(torch.uint8)
+    assert (per_image_normalise(x).float() - per_image_normalise(shifted).float()).abs().max() <= 1
+
+
+def test_shift_noise_is_bounded_per_channel_shift_plus_noise() -> None:
+    x = torch.full((4, 3, 8, 8), 0.5)
+    y = shift_and_noise(x, torch.Generator().manual_seed(0))
+    assert (y - x).abs().max() < 8 / 255 + 5 * 8 / 255 and not torch.equal(x, y)
+
+
+def test_coin_displaces_by_at_most_two_pixels() -> None:
+    x = torch.zeros(1, 1, 16, 16)
+    x[0, 0, 8, 8] = 1.0
+    y = coin(x, torch.Generator().manual_seed(0))
+    ys, xs = torch.nonzero(y[0, 0] > 0, as_tuple=True)
+    assert (ys - 8).abs().max() <= 2 and (xs - 8).abs().max() <= 2
+    assert float(y.sum()) == pytest.approx(1.0, abs=0.6)
+
+
+def test_lsp_patterns_are_classwise_and_bounded() -> None:
+    p = lsp_patterns(3, 32, torch.Generator().manual_seed(0))
+    assert p.shape == (3, 3, 32, 32)
+    assert torch.allclose(p.flatten(1).norm(dim=1), torch.full((3,), 6.0), atol=1e-4)
+    x = _images(6, 32)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    out = apply_lsp(x, labels, 3, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+
+
+def test_ops_sets_one_pixel_per_class() -> None:
+    x = _images(6, 16)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    out = apply_ops(x, labels, 3)
+    changed = (out != x).any(1)  # N x H x W
+    assert changed.sum(dim=(1, 2)).max() <= 1
+    for k in range(3):
+        a, b = (labels == k).nonzero().flatten().tolist()
+        pa = out[a].int() - x[a].int()
+        pb = out[b].int() - x[b].int()
+        assert torch.equal(pa != 0, pb != 0) or pa.abs().sum() == 0 or pb.abs().sum() == 0
+
+
+def _shortcut_folder(root: Path, clean: Path) -> Path:
+    """Every image of class k carries a strong class-wise colour block: trivially learnable,
+    and useless on clean images."""
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    for k, cls in enumerate(sorted(p.name for p in clean.iterdir())):
+        (root / cls).mkdir(parents=True)
+        for src in sorted((clean / cls).glob("*.jpg")):
+            img = Image.open(src).convert("RGB")
+            img.paste(colours[(k + 1) % 3], (0, 0, 10, 10))
+            img.save(root / cls / (src.stem + ".png"))
+    return root
+
+
+def test_shortcut_victim_scores_near_chance_and_report_is_complete(tmp_path: Path) -> None:
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=12)
+    shortcut = _shortcut_folder(tmp_path / "shortcut", clean)
+    report_dir = tmp_path / "report"
+    config = EvaluateConfig(clean_dir=clean, protected=(("shortcut", shortcut),),
+                            peers=("lsp", "ops"), defences=("none", "grayscale", "coin"),
+                            archs=("small",), epochs=6, holdout=0.25, batch_size=16,
+                            report_dir=report_dir)
+    report = evaluate(config)
+    data = json.loads((report_dir / "report.json").read_text())
+    assert data["chance"] == pytest.approx(1 / 3)
+    cells = {(r["train"], r["defence"], r["arch"]) for r in data["runs"]}
+    assert cells == {(t, d, "small") for t in ("clean", "shortcut", "lsp", "ops")
+                     for d in ("none", "grayscale", "coin")}
+    for run in data["runs"]:
+        assert 0.0 <= run["test_accuracy"] <= 1.0 and len(run["curve"]) == 6
+    # a solid block of one colour per class (shifted): the victim learns the block, so on
+    # clean images it does no better than chance
+    assert report.accuracy("shortcut") <= 1 / 3 + 0.2
+    assert (report_dir / "report.md").read_text().count("| shortcut |") == 1
+    with Image.open(report_dir / "report.png") as png:
+        assert png.size[0] >= 640
+    assert data["notes"] and "held out" in data["notes"][0]
+
+
+def test_every_defence_is_registered() -> None:
+    assert {"none", "jpeg10", "grayscale", "jpeg10+grayscale", "adv-training", "shift-noise",
+            "coin", "posterise", "blur", "normalise"} <= set(DEFENCES)
+
+
+def test_unknown_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown defence"):
+        EvaluateConfig(clean_dir=tmp_path, defences=("magic",))
+    with pytest.raises(ValueError, match="unknown peer"):
+        EvaluateConfig(clean_dir=tmp_path, peers=("fawkes",))

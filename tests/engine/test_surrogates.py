@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from dune_gui.engine.models import build_model
+from dune_gui.engine.surrogates import SurrogateError, load_surrogate_file
+from dune_gui.engine.training import checkpoint_epochs, random_crop_flip, train_classifier
+
+CPU = torch.device("cpu")
+
+
+def test_checkpoint_epochs_are_evenly_spaced() -> None:
+    assert checkpoint_epochs(15, 5) == [3, 6, 9, 12, 15]
+    assert checkpoint_epochs(10, 1) == [10]
+
+
+def test_training_is_deterministic_for_a_seed_and_learns() -> None:
+    gen = torch.Generator().manual_seed(0)
+    # a trivially learnable set: class = which colour channel is bright
+    labels = torch.arange(60) % 3
+    images = torch.randint(0, 60, (60, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    images[torch.arange(60), labels] += 180
+
+    def run() -> tuple[dict, dict]:
+        g = torch.Generator().manual_seed(5)
+        model = build_model("fast", 3, 16, g)
+        result = train_classifier(model, images, labels, 4, g, CPU, keep_epochs=[2, 4],
+                                  batch_size=16, learning_rate=0.05)
+        return result.checkpoints, result.train_accuracy
+
+    a, acc = run()
+    b, _ = run()
+    assert sorted(a) == [2, 4]
+    for key in a[4]:
+        assert torch.equal(a[4][key], b[4][key])
+    assert acc[4] > 0.9
+
+
+def test_random_crop_flip_keeps_shape_and_content_range() -> None:
+    x = torch.rand(5, 3, 16, 16)
+    y = random_crop_flip(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+
+
+def test_state_dict_surrogate_is_recognised(tmp_path: Path) -> None:
+    model = build_model("vgg", 4, 32, torch.Generator().manual_seed(0))
+    path = tmp_path / "mine.pt"
+    torch.save({"state_dict": model.state_dict()}, path)
+    member = load_surrogate_file(str(path), 4, 32, CPU)
+    assert member.differentiable
+    with torch.no_grad():
+        x = torch.rand(2, 3, 32, 32)
+        assert torch.allclose(member.model(x), model.eval()(x), atol=1e-5)
+
+
+def test_state_dict_for_other_class_count_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "mine.pt"
+    torch.save(build_model("fast", 7, 32).state_dict(), path)
+    with pytest.raises(SurrogateError, match="match no known architecture"):
+        load_surrogate_file(str(path), 4, 32, CPU)
+
+
+class _Evil:
+    def __reduce__(self):  # would run code if unpickled without weights_only
+        return (print, ("pwned",))
+
+
+def test_pickled_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"payload": _Evil()}, path)
+    with pytest.raises(SurrogateError, match=r"refused|not a loadable"):
+        load_surrogate_file(str(path), 4, 32, CPU)
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(SurrogateError):
+        load_surrogate_file(str(raw), 4, 32, CPU)
+
+
+def test_torchscript_surrogate(tmp_path: Path) -> None:
+    model = build_model("fast", 3, 32, torch.Generator().manual_seed(0)).eval()
+    path = tmp_path / "scripted.pt"
+    torch.jit.trace(model, torch.rand(1, 3, 32, 32)).save(str(path))
+    member = load_surrogate_file(str(path), 3, 32, CPU)
+    assert member.differentiable
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    member.model(x).sum().backward()
+    assert x.grad is not None
+
+
+def test_onnx_surrogate_joins_without_gradients(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    model = build_model("fast", 3, 32, torch.Generator().manual_seed(0)).eval()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, (torch.rand(1, 3, 32, 32),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    member = load_surrogate_file(str(path), 3, 32, CPU)
+    assert not member.differentiable
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(member.model(x), model(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["broken.onnx", "broken.pt"])
+def test_malformed_model_files_give_clear_errors(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"PK\x03\x04 definitely not a model")
+    with pytest.raises(SurrogateError, match=name):
+        load_surrogate_file(str(path), 3, 32, CPU)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SurrogateError, match="not found"):
+        load_surrogate_file(str(tmp_path / "nope.pt"), 3, 32, CPU)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dune_gui.cli import build_parser, main
+from tests.conftest import make_labeled_folder
+
+
+def test_help_documents_every_option_with_its_default(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["protect", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--mode", "--eps", "--step-size", "--steps", "--offset", "--ensemble",
+                   "--checkpoints", "--epochs", "--surrogate", "--working-size", "--device",
+                   "--seed", "--format", "--quality", "--psnr-min", "--ssim-min",
+                   "--delta-e-max", "--colour-preset"):
+        assert option in text
+    assert "8/255" in text and "0.5/255" in text and "default 30" in text
+
+
+def test_budget_parsing() -> None:
+    args = build_parser().parse_args(["protect", "a", "b", "--eps", "8", "--step-size", "1/255"])
+    assert args.eps == pytest.approx(8 / 255) and args.step_size == pytest.approx(1 / 255)
+    args = build_parser().parse_args(["protect", "a", "b", "--eps", "0.02"])
+    assert args.eps == pytest.approx(0.02)
+
+
+def test_protect_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=3)
+    out = tmp_path / "out"
+    settings = tmp_path / "settings.json"
+    code = main(["protect", str(src), str(out), "--ensemble", "fast", "--checkpoints", "1",
+                 "--epochs", "1", "--steps", "2", "--iterations", "1", "--particles", "3",
+                 "--offset", "1", "--seed", "7", "--save-config", str(settings), "--quiet"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "6 images protected now" in captured.out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 7
+    assert json.loads(settings.read_text())["steps"] == 2
+    # settings file round trip: the same settings continue the same profile
+    code = main(["protect", str(src), str(out), "--config", str(settings), "--quiet"])
+    assert code == 0
+    assert "0 images protected now, 6 already protected" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_messages(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["protect", str(tmp_path / "missing"), str(tmp_path / "out"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "does not exist" in err and "Traceback" not in err
+    code = main(["protect", str(tmp_path), str(tmp_path / "o"), "--ensemble", "nope"])
+    assert code == 2 and "unknown architecture" in capsys.readouterr().err
