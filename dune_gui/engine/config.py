@@ -61,6 +61,7 @@ class ProtectConfig:
     format: str = "png"
     quality: int = 95
     keep_metadata: bool = False
+    strip_gps: bool = True  # with keep_metadata: drop the GPS block (where a photo was taken)
     # Execution.
     device: str = "auto"
     seed: int = 0
@@ -118,7 +119,7 @@ class ProtectConfig:
         "mode", "eps", "step_size", "steps", "label_offset", "architectures", "checkpoints",
         "epochs", "surrogate_files", "working_size", "colour", "particles", "iterations",
         "colour_sample", "colour_bound", "colour_init", "penalty_weight", "format", "quality",
-        "keep_metadata", "seed", "batch_size", "train_batch_size", "learning_rate",
+        "keep_metadata", "strip_gps", "seed", "batch_size", "train_batch_size", "learning_rate",
     )
 
     def to_dict(self) -> dict[str, Any]:

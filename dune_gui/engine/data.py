@@ -275,3 +275,15 @@ def decode_working(path: Path, size: int, max_pixels: int) -> torch.Tensor:
     small = resize_to_working(rgb, size)
     return (small * 255.0).round_().to(torch.uint8)
 
+
+
+def load_thumbnail(path: Path, size: int = 96, max_pixels: int = 100_000_000) -> np.ndarray:
+    """A small RGB preview (H x W x 3 uint8, longest side `size`) for browsing a folder."""
+    img = open_image(path, max_pixels, draft_size=size)
+    try:
+        rgb, _alpha, _kind = to_float_rgb(img)
+    finally:
+        img.close()
+    small = Image.fromarray(np.rint(rgb * 255).astype(np.uint8), "RGB")
+    small.thumbnail((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(small).copy()

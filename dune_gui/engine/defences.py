@@ -46,7 +46,7 @@ def posterise(images: torch.Tensor, bits: int = 3) -> torch.Tensor:
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    radius = max(1, int(round(2 * sigma)))
+    radius = max(1, round(2 * sigma))
     coords = torch.arange(-radius, radius + 1, dtype=torch.float32)
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()

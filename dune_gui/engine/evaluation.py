@@ -10,7 +10,6 @@ momentum, one-cycle schedule, random crop + flip). Deterministic for a seed on t
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -118,7 +117,7 @@ def stratified_split(data: LabeledTensors, fraction: float, generator: torch.Gen
     for k in sorted(set(data.labels.tolist())):
         idx = (data.labels == k).nonzero().flatten()
         idx = idx[torch.randperm(len(idx), generator=generator)]
-        test_idx += idx[:max(1, int(round(len(idx) * fraction)))].tolist()
+        test_idx += idx[:max(1, round(len(idx) * fraction))].tolist()
     test_set = set(test_idx)
     train_idx = [i for i in range(len(data.keys)) if i not in test_set]
     return _subset(data, train_idx), _subset(data, sorted(test_idx))

@@ -111,7 +111,7 @@ def read_back(img: Image.Image, image: DecodedImage) -> torch.Tensor:
 
 
 def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality: int,
-                      keep_metadata: bool) -> None:
+                      keep_metadata: bool, strip_gps: bool = True) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over the final name,
     so a half-written file never appears under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
     if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["icc_profile"] = image.icc_profile  # colour management is not metadata to drop
     if keep_metadata and image.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        params["exif"] = image.exif
+        params["exif"] = without_gps(image.exif) if strip_gps else image.exif
     if fmt in LOSSY_FORMATS:
         params["quality"] = quality
         if fmt == "JPEG":
@@ -144,6 +144,13 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def without_gps(exif_bytes: bytes) -> bytes:
+    exif = Image.Exif()
+    exif.load(exif_bytes)
+    exif.pop(0x8825, None)  # GPSInfo IFD
+    return exif.tobytes()
 
 
 def write_json_atomic(data: Any, path: Path) -> None:

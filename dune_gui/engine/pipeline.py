@@ -6,6 +6,7 @@ separately so the GUI can preview a few images with the same ensemble and offset
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import __version__
@@ -29,6 +31,7 @@ from .data import (
     decode_full,
     decode_working,
     file_digest,
+    resize_to_working,
     scan_folder,
 )
 from .export import (
@@ -102,6 +105,66 @@ class ProtectResult:
     device: str = "cpu"
 
 
+def _file_identity(spec: str) -> str:
+    path = Path(spec.split("=", 1)[-1])
+    try:
+        return file_digest(path)
+    except ImageError:
+        return spec
+
+
+def _read_offsets(path: Path, classes: list[str]) -> torch.Tensor | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return torch.tensor([[float(v) for v in data[name]] for name in classes])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass
+class PreviewImage:
+    """One image protected in memory; arrays are H x W x 3 float32 in image space."""
+
+    rel: str
+    cls: str
+    target: str
+    original: np.ndarray
+    spatial: np.ndarray  # signed spatial perturbation as applied (|.| <= eps)
+    colour: np.ndarray  # the class's RGB offset (3,)
+    protected: np.ndarray  # exactly the pixels the export writes
+    eps: float
+    psnr: float
+    ssim: float
+    delta_e: float
+    prediction_before: list[float]
+    prediction_after: list[float]
+
+
+def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4,
+            progress: ProgressCallback | None = None, log: LogCallback | None = None,
+            cancel: CancelToken | None = None) -> tuple[list[str], list[PreviewImage]]:
+    """Protect a few images of `config.input_dir` in memory (nothing is written except the
+    surrogate and colour caches). Without `rels`, `count` images spread over the classes."""
+    reporter = Reporter(progress, log, cancel)
+    job = ProtectionJob(config, reporter)
+    job.prepare(preview=True)
+    job.build_ensemble()
+    job.colour_offsets()
+    assert job.scan is not None
+    if rels is None:
+        per_class: dict[int, list[str]] = {}
+        for item in job.scan.items:
+            per_class.setdefault(item.label, []).append(item.rel)
+        rels = []
+        depth = 0
+        while len(rels) < count and any(depth < len(v) for v in per_class.values()):
+            for label in sorted(per_class):
+                if depth < len(per_class[label]) and len(rels) < count:
+                    rels.append(per_class[label][depth])
+            depth += 1
+    return job.scan.classes, job.preview_images(rels)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -156,10 +219,12 @@ class ProtectionJob:
         self.timings: dict[str, float] = {}
 
     # ---- stage 1: scan -------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self, preview: bool = False) -> None:
+        """Scan, hash and decode. With `preview`, the output folder is ignored entirely."""
         cfg = self.config
         start = time.monotonic()
-        check_locations(cfg.input_dir, cfg.output_dir)
+        if not preview:
+            check_locations(cfg.input_dir, cfg.output_dir)
         scan = scan_folder(cfg.input_dir)
         self.skipped = list(scan.skipped)
         k = len(scan.classes)
@@ -170,7 +235,7 @@ class ProtectionJob:
         if cfg.label_offset % k == 0:
             raise FolderError(f"label offset {cfg.label_offset} is a multiple of the number "
                               f"of classes ({k}): every image would keep its own label")
-        self.profile = self._load_profile(scan)
+        self.profile = None if preview else self._load_profile(scan)
         todo = self._digest(scan)
         need_all = self.profile is None or not self._cache_complete()
         if self.profile is not None and need_all:
@@ -339,6 +404,13 @@ class ProtectionJob:
             self.offsets = torch.tensor([stored[name] for name in self.scan.classes])
             self.rep.info("colour offsets taken from the existing protection profile")
             return self.offsets
+        cache_path = self._colour_cache_path()
+        cached = _read_offsets(cache_path, self.scan.classes)
+        if cached is not None:
+            self.offsets = cached
+            self.rep.info("colour offsets loaded from cache")
+            self.rep.stage("colour", 1, 1, "cached")
+            return cached
         start = time.monotonic()
         search = ColourOffsetSearch(cfg.colour, cfg.particles, cfg.iterations, cfg.colour_bound,
                                     cfg.colour_init, cfg.penalty_weight)
@@ -364,7 +436,26 @@ class ProtectionJob:
                           f"{', '.join(f'{v * 255:+.1f}' for v in result.best.tolist())} /255")
         self.offsets = offsets
         self.timings["colour"] = time.monotonic() - start
+        write_json_atomic({name: offsets[i].tolist() for i, name in enumerate(self.scan.classes)},
+                          cache_path)
         return offsets
+
+    def _colour_cache_path(self) -> Path:
+        """Offsets depend on the surrogates (whose keys hash the data) and the search settings;
+        caching them lets a preview and the full run that follows share one search."""
+        cfg = self.config
+        assert self.scan is not None
+        fingerprint = data_fingerprint([(item.rel, self.digests[item.rel], item.label)
+                                        for item in self.scan.items])
+        key = json.dumps({
+            "surrogates": self.surrogate_keys, "files": [_file_identity(f)
+                                                         for f in cfg.surrogate_files],
+            "data": fingerprint, "colour": cfg.method_dict()["colour"], "seed": cfg.seed,
+            "offset": cfg.label_offset, "particles": cfg.particles, "iterations": cfg.iterations,
+            "sample": cfg.colour_sample, "bound": cfg.colour_bound, "init": cfg.colour_init,
+            "penalty": cfg.penalty_weight, "size": cfg.working_size}, sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self.cache_dir / "colour" / f"{digest}.json"
 
     # ---- stage 4: spatial + export -------------------------------------------------
     def protect_images(self) -> tuple[int, int]:
@@ -458,7 +549,7 @@ class ProtectionJob:
         pil = to_pil(protected, image)
         try:
             save_image_atomic(pil, out_path, image, self.config.quality,
-                              self.config.keep_metadata)
+                              self.config.keep_metadata, self.config.strip_gps)
         except OSError as exc:
             raise FolderError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
         if fmt_lossy:
@@ -473,6 +564,49 @@ class ProtectionJob:
         metrics = quality_metrics(original, written)
         return ImageRecord(item.rel, out_rel, cls, "done", None, metrics["psnr"],
                            metrics["ssim"], metrics["delta_e"], self.digests.get(item.rel))
+
+    # ---- preview -------------------------------------------------------------------
+    def preview_images(self, rels: list[str]) -> list[PreviewImage]:
+        """Protect a few images in memory exactly as the export would (quantised), with
+        the parts separated for display and the ensemble's opinion before and after."""
+        cfg = self.config
+        assert self.scan is not None and self.ensemble is not None and self.offsets is not None
+        by_rel = {item.rel: item for item in self.scan.items}
+        items = [by_rel[r] for r in rels if r in by_rel]
+        classes = self.scan.classes
+        targets = target_labels(len(classes), cfg.label_offset)
+        out: list[PreviewImage] = []
+        for n, item in enumerate(items):
+            self.rep.check_cancel()
+            self.rep.stage("spatial", n, len(items), f"previewing {item.rel}")
+            if not self._ensure_working(item, {}):
+                continue
+            x = self.working[item.rel].float().div(255.0).unsqueeze(0).to(self.device)
+            delta = None
+            if cfg.mode in ("dune", "spatial"):
+                y = torch.tensor([targets[item.label]], device=self.device)
+                delta = spatial_pgd(x, y, self.ensemble, cfg.eps, cfg.step_size,
+                                    cfg.steps)[0].cpu()
+            offset = self.offsets[item.label] if cfg.mode in ("dune", "colour") else None
+            image = decode_full(item.path, cfg.max_pixels)
+            original = torch.from_numpy(image.rgb).permute(2, 0, 1)
+            spatial_only = compose(image, delta, None)
+            protected = read_back(to_pil(compose(image, delta, offset), image), image)
+            metrics = quality_metrics(original, protected)
+            small = resize_to_working(protected.permute(1, 2, 0), cfg.working_size)
+            with torch.no_grad():
+                before = self.ensemble.predict_proba(x)[0].cpu().tolist()
+                after = self.ensemble.predict_proba(small.unsqueeze(0).to(self.device))[0]
+            out.append(PreviewImage(
+                rel=item.rel, cls=classes[item.label], target=classes[targets[item.label]],
+                original=image.rgb, spatial=(spatial_only - original).permute(1, 2, 0).numpy(),
+                colour=(offset if offset is not None else torch.zeros(3)).numpy().copy(),
+                protected=protected.permute(1, 2, 0).numpy(), eps=cfg.eps,
+                psnr=metrics["psnr"], ssim=metrics["ssim"], delta_e=metrics["delta_e"],
+                prediction_before=before, prediction_after=after.cpu().tolist()))
+            self.working.pop(item.rel, None)
+        self.rep.stage("spatial", len(items), len(items), "preview ready")
+        return out
 
     # ---- manifest ------------------------------------------------------------------
     def write_manifest(self, records: dict[str, ImageRecord]) -> Path:

@@ -203,3 +203,21 @@ def test_keep_format_writes_source_formats(labeled_folder: Path, tmp_path: Path)
     protect(_config(labeled_folder, out, format="keep", quality=90))
     assert sorted(p.suffix for p in out.rglob("*.*") if p.name != "manifest.json") == \
         [".jpg"] * 18
+
+
+def test_preview_matches_the_export_and_separates_the_parts(labeled_folder: Path,
+                                                            tmp_path: Path) -> None:
+    from dune_gui.engine import preview
+
+    config = _config(labeled_folder, tmp_path / "out")
+    classes, images = preview(config, count=3)
+    assert len(images) == 3 and {im.cls for im in images} == set(classes)
+    assert not (tmp_path / "out").exists()  # a preview writes nothing
+    protect(config)  # reuses cached surrogates and colour offsets
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    for im in images:
+        assert np.abs(im.spatial).max() <= config.eps + 1e-6
+        assert np.allclose(im.colour, manifest["colour_offsets"][im.cls])
+        written = _pixels(tmp_path / "out" / Path(im.rel).with_suffix(".png"))
+        assert np.array_equal(np.rint(im.protected * 255).astype(np.int16), written)
+        assert abs(sum(im.prediction_before) - 1) < 1e-4

@@ -1,0 +1,578 @@
+"""The main window: load a folder, tune, preview side by side, export, verify."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import APP_NAME, __version__
+from ..engine import (
+    EvaluateConfig,
+    EvaluationReport,
+    PreviewImage,
+    ProtectConfig,
+    ProtectResult,
+    evaluate,
+    preview,
+    protect,
+)
+from ..resources import icon_paths
+from .folder_panel import FolderPanel, FolderSummary, summarise_folder
+from .preview_panel import PreviewPanel
+from .settings_panel import SettingsPanel
+from .tasks import EngineTask
+
+STAGES = [("scan", "Scan"), ("surrogates", "Surrogates"), ("colour", "Colour search"),
+          ("spatial", "Spatial PGD"), ("export", "Export"), ("victims", "Verification")]
+QUALITY_FLOOR = 75
+MAX_RECENT = 8
+
+
+def app_icon() -> QIcon:
+    icon = QIcon()
+    for p in icon_paths():
+        icon.addFile(str(p))
+    return icon
+
+
+def cuda_device_name() -> str | None:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)}"
+    return None
+
+
+def _eta_text(seconds: float) -> str:
+    if seconds < 0:
+        return ""
+    s = int(seconds)
+    if s >= 3600:
+        return f"ETA {s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"ETA {s // 60}m{s % 60:02d}s"
+    return f"ETA {s}s"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.qsettings = settings or QSettings()
+        self.setWindowTitle(f"{APP_NAME} {__version__}")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.resize(1400, 880)
+        self.input_dir: Path | None = None
+        self.task: EngineTask | None = None
+        self.task_kind = ""
+        self.last_result: ProtectResult | None = None
+        self.last_error: str | None = None
+        self.previews: list[PreviewImage] = []
+        self.preview_classes: list[str] = []
+
+        self.folder_panel = FolderPanel()
+        self.preview_panel = PreviewPanel()
+        self.preview_list = QListWidget()
+        self.preview_list.setMaximumHeight(90)
+        self.preview_list.setFlow(QListWidget.Flow.LeftToRight)
+        self.preview_list.setToolTip("Previewed images: click one to show it")
+        self.preview_list.currentRowChanged.connect(self._show_preview)
+        preview_tab = QWidget()
+        pv = QVBoxLayout(preview_tab)
+        pv.addWidget(self.preview_panel, 1)
+        pv.addWidget(self.preview_list)
+        from .verify_panel import VerifyPanel
+
+        self.verify_panel = VerifyPanel()
+        self.verify_panel.run_requested.connect(self.start_verify)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(preview_tab, "Preview")
+        self.tabs.addTab(self.verify_panel, "Verify")
+        self.tabs.addTab(self.log, "Log")
+
+        self.settings_panel = SettingsPanel(cuda_device_name())
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.addWidget(self.settings_panel)
+        rv.addWidget(self._build_export_box())
+        scroll = QScrollArea()
+        scroll.setWidget(right)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(380)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.folder_panel)
+        split.addWidget(self.tabs)
+        split.addWidget(scroll)
+        split.setSizes([330, 690, 380])
+        central = QWidget()
+        cv = QVBoxLayout(central)
+        cv.addWidget(split, 1)
+        cv.addWidget(self._build_run_box())
+        self.setCentralWidget(central)
+        self._build_menus()
+        self.statusBar().showMessage("Ready")
+        self._restore()
+        self._update_buttons()
+
+    # ---- construction --------------------------------------------------------------
+    def _build_export_box(self) -> QGroupBox:
+        box = QGroupBox("Export")
+        form = QFormLayout(box)
+        self.output_edit = QLineEdit()
+        self.output_edit.setPlaceholderText("Choose where the protected copy goes")
+        self.output_edit.setToolTip("Output folder; never inside the input folder")
+        self.output_edit.textChanged.connect(self._update_buttons)
+        browse = QPushButton("Browse…")
+        browse.setToolTip("Choose the output folder")
+        browse.clicked.connect(self._choose_output)
+        row = QWidget()
+        rl = QHBoxLayout(row)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.output_edit, 1)
+        rl.addWidget(browse)
+        self.format = QComboBox()
+        self.format.addItem("PNG (lossless, recommended)", "png")
+        self.format.addItem("Keep source format (JPEG/WebP lossy)", "keep")
+        self.format.setToolTip("PNG keeps the protection exactly; lossy formats weaken it")
+        self.quality = QSpinBox()
+        self.quality.setRange(QUALITY_FLOOR, 100)
+        self.quality.setValue(95)
+        self.quality.setToolTip(f"JPEG/WebP quality (at least {QUALITY_FLOOR}: lower quality "
+                                "would wash the perturbation out)")
+        self.lossy_warning = QLabel("Lossy formats weaken protection: JPEG compression removes "
+                                    "part of the spatial perturbation.")
+        self.lossy_warning.setWordWrap(True)
+        self.lossy_warning.setStyleSheet("color: #b06000")
+        self.format.currentIndexChanged.connect(self._format_changed)
+        self.keep_metadata = QCheckBox("Keep metadata (EXIF)")
+        self.keep_metadata.setToolTip("Copy EXIF to the outputs; ICC colour profiles are "
+                                      "always kept")
+        self.strip_gps = QCheckBox("Strip GPS location")
+        self.strip_gps.setChecked(True)
+        self.strip_gps.setToolTip("Remove where the photo was taken when keeping metadata")
+        self.keep_metadata.toggled.connect(self.strip_gps.setEnabled)
+        self.strip_gps.setEnabled(False)
+        form.addRow("Output folder", row)
+        form.addRow("Format", self.format)
+        form.addRow("Quality", self.quality)
+        form.addRow("", self.lossy_warning)
+        form.addRow("", self.keep_metadata)
+        form.addRow("", self.strip_gps)
+        self._format_changed()
+        return box
+
+    def _build_run_box(self) -> QWidget:
+        box = QWidget()
+        grid = QGridLayout(box)
+        grid.setContentsMargins(4, 0, 4, 0)
+        self.bars: dict[str, tuple[QProgressBar, QLabel]] = {}
+        for i, (stage, title) in enumerate(STAGES):
+            bar = QProgressBar()
+            bar.setFormat(f"{title}: %v/%m")
+            bar.setTextVisible(True)
+            bar.setValue(0)
+            eta = QLabel("")
+            eta.setMinimumWidth(80)
+            grid.addWidget(bar, i // 3, (i % 3) * 2)
+            grid.addWidget(eta, i // 3, (i % 3) * 2 + 1)
+            self.bars[stage] = (bar, eta)
+        buttons = QHBoxLayout()
+        self.preview_button = QPushButton("Preview")
+        self.preview_button.setToolTip("Protect the selected images (or a few per class) in "
+                                       "memory and show them side by side (Ctrl+P)")
+        self.preview_button.clicked.connect(self.start_preview)
+        self.protect_button = QPushButton("Protect && export")
+        self.protect_button.setToolTip("Write the protected copy of the whole folder (Ctrl+E); "
+                                       "running again resumes or adds new images")
+        self.protect_button.clicked.connect(self.start_protect)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current batch; finished images are kept "
+                                      "(Esc)")
+        self.cancel_button.clicked.connect(self.cancel_task)
+        self.open_output_button = QPushButton("Open output folder")
+        self.open_output_button.setToolTip("Show the protected images in your file manager")
+        self.open_output_button.clicked.connect(self.open_output)
+        for b in (self.preview_button, self.protect_button, self.cancel_button,
+                  self.open_output_button):
+            buttons.addWidget(b)
+        grid.addLayout(buttons, 2, 0, 1, 6)
+        return box
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open folder…", QKeySequence.StandardKey.Open,
+                     self.choose_folder)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Load settings…", "Ctrl+L", self.load_settings_file)
+        self._action(file_menu, "&Save settings…", QKeySequence.StandardKey.Save,
+                     self.save_settings_file)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        run_menu = self.menuBar().addMenu("&Run")
+        self._action(run_menu, "&Preview", "Ctrl+P", self.start_preview)
+        self._action(run_menu, "Protect && &export", "Ctrl+E", self.start_protect)
+        self._action(run_menu, "&Cancel", "Esc", self.cancel_task)
+        self._action(run_menu, "&Verify protection", "Ctrl+Shift+V", self.start_verify)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About", QKeySequence.StandardKey.HelpContents, self.about)
+        self._refresh_recent()
+
+    def _action(self, menu: Any, text: str, shortcut: Any, slot: Any) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    # ---- folder loading ------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if self._dropped_folder(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        folder = self._dropped_folder(event)
+        if folder is not None:
+            event.acceptProposedAction()
+            self.load_folder(folder)
+
+    @staticmethod
+    def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> Path | None:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and Path(url.toLocalFile()).is_dir():
+                return Path(url.toLocalFile())
+        return None
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a labeled folder")
+        if folder:
+            self.load_folder(Path(folder))
+
+    def load_folder(self, folder: Path) -> None:
+        if self._busy():
+            return
+        self.input_dir = Path(folder)
+        self.folder_panel.set_scanning(self.input_dir)
+        self._remember_recent(self.input_dir)
+        if not self.output_edit.text():
+            self.output_edit.setText(str(self.input_dir.parent /
+                                         f"{self.input_dir.name}-protected"))
+        self._run("scan", lambda p, log, c: summarise_folder(folder, c), self._scan_done)
+
+    def _scan_done(self, summary: FolderSummary) -> None:
+        self.folder_panel.set_summary(summary)
+        self.statusBar().showMessage(
+            f"{len(summary.classes)} classes, {summary.total} images, "
+            f"{len(summary.skipped)} skipped" if not summary.problem else summary.problem)
+
+    # ---- runs ----------------------------------------------------------------------
+    def current_config(self) -> ProtectConfig:
+        if self.input_dir is None:
+            raise ValueError("open a labeled folder first")
+        output = self.output_edit.text().strip()
+        values = self.settings_panel.settings()
+        values.update(format=self.format.currentData(), quality=self.quality.value(),
+                      keep_metadata=self.keep_metadata.isChecked(),
+                      strip_gps=self.strip_gps.isChecked())
+        return ProtectConfig(input_dir=self.input_dir,
+                             output_dir=Path(output) if output else self.input_dir,
+                             **values)
+
+    def start_preview(self) -> None:
+        if self._busy():
+            return
+        try:
+            config = self.current_config()
+        except ValueError as exc:
+            self.show_error(str(exc).capitalize())
+            return
+        rels = self.folder_panel.selected_images() or None
+        self._reset_bars()
+        self._run("preview", lambda p, log, c: preview(config, rels, 4, p, log, c),
+                  self._preview_done)
+
+    def _preview_done(self, result: tuple[list[str], list[PreviewImage]]) -> None:
+        self.preview_classes, self.previews = result
+        self.preview_list.clear()
+        for im in self.previews:
+            self.preview_list.addItem(QListWidgetItem(im.rel))
+        if self.previews:
+            self.preview_list.setCurrentRow(0)
+        self.tabs.setCurrentIndex(0)
+
+    def _show_preview(self, row: int) -> None:
+        if 0 <= row < len(self.previews):
+            self.preview_panel.show_image(self.previews[row], self.preview_classes)
+
+    def start_protect(self) -> None:
+        if self._busy():
+            return
+        if not self.output_edit.text().strip():
+            self.show_error("Choose an output folder first.")
+            return
+        try:
+            config = self.current_config()
+        except ValueError as exc:
+            self.show_error(str(exc).capitalize())
+            return
+        self._reset_bars()
+        self.started_at = time.monotonic()
+        self._run("protect", lambda p, log, c: protect(config, p, log, c), self._protect_done)
+
+    def _protect_done(self, result: ProtectResult) -> None:
+        self.last_result = result
+        verb = "Cancelled" if result.status == "cancelled" else "Finished"
+        text = (f"{verb}: {result.protected} images protected, {result.reused} already "
+                f"protected, {len(result.skipped)} skipped. Output: {result.output_dir}")
+        self._append_log("info", text)
+        self.statusBar().showMessage(text)
+        self._update_buttons()
+
+    def start_verify(self) -> None:
+        if self._busy():
+            return
+        output = Path(self.output_edit.text().strip() or ".")
+        if self.input_dir is None or not (output / "manifest.json").exists():
+            self.show_error("Protect the folder first: verification trains on the protected "
+                            "copy in the output folder.")
+            return
+        defences, peers, arch, epochs = self.verify_panel.chosen()
+        report_dir = output.parent / f"{output.name}-verification"
+        settings = {k: v for k, v in self.current_config().to_dict().items()
+                    if k in ProtectConfig.METHOD_FIELDS and k != "mode"}
+        config = EvaluateConfig(clean_dir=self.input_dir, protected=(("dune", output),),
+                                peers=peers, defences=defences, archs=(arch,), epochs=epochs,
+                                report_dir=report_dir, protect_settings=settings,
+                                device=self.settings_panel.device.currentData())
+        self._reset_bars()
+        self.tabs.setCurrentWidget(self.verify_panel)
+        self._run("verify", lambda p, log, c: evaluate(config, p, log, c),
+                  lambda report: self._verify_done(report, report_dir))
+
+    def _verify_done(self, report: EvaluationReport, report_dir: Path) -> None:
+        self.verify_panel.show_report(report, report_dir)
+
+    def _run(self, kind: str, fn: Any, on_success: Any) -> None:
+        self.task = EngineTask(fn, self)
+        self.task_kind = kind
+        self.task.progress.connect(self._on_progress)
+        self.task.log.connect(self._append_log)
+        self.task.succeeded.connect(on_success)
+        self.task.failed.connect(self._on_failed)
+        self.task.finished.connect(self._task_finished)
+        self.task.start()
+        self.statusBar().showMessage(f"{kind.capitalize()} running…")
+        self._update_buttons()
+
+    def cancel_task(self) -> None:
+        if self.task is not None and self.task.is_running():
+            self.task.cancel()
+            self.statusBar().showMessage("Cancelling after the current batch…")
+
+    def _task_finished(self) -> None:
+        self.task = None
+        self.task_kind = ""
+        self._update_buttons()
+
+    def _busy(self) -> bool:
+        return self.task is not None and self.task.is_running()
+
+    def _on_progress(self, stage: str, done: int, total: int, message: str, eta: float) -> None:
+        key = stage if stage in self.bars else ("victims" if stage == "evaluate" else None)
+        if key is None:
+            return
+        bar, label = self.bars[key]
+        bar.setMaximum(max(total, 1))
+        bar.setValue(min(done, max(total, 1)))
+        label.setText(_eta_text(eta) if done < total else "done")
+        if message:
+            self.statusBar().showMessage(message)
+
+    def _reset_bars(self) -> None:
+        for bar, label in self.bars.values():
+            bar.setMaximum(1)
+            bar.setValue(0)
+            label.setText("")
+
+    def _append_log(self, level: str, message: str) -> None:
+        prefix = {"warning": "⚠ ", "error": "✖ "}.get(level, "")
+        self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {prefix}{message}")
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self._append_log("error", message)
+        self.log.appendPlainText(details)
+        self.show_error(message)
+
+    def show_error(self, message: str) -> None:
+        self.last_error = message
+        QMessageBox.critical(self, APP_NAME, message)
+
+    def _update_buttons(self) -> None:
+        busy = self._busy()
+        have_folder = self.input_dir is not None
+        self.preview_button.setEnabled(have_folder and not busy)
+        self.protect_button.setEnabled(have_folder and not busy
+                                       and bool(self.output_edit.text().strip()))
+        self.cancel_button.setEnabled(busy)
+        self.verify_panel.run.setEnabled(have_folder and not busy)
+        output = Path(self.output_edit.text().strip()) if self.output_edit.text().strip() \
+            else None
+        self.open_output_button.setEnabled(output is not None and output.is_dir())
+
+    def open_output(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.output_edit.text().strip()))
+
+    def _choose_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the output folder")
+        if folder:
+            self.output_edit.setText(folder)
+
+    def _format_changed(self) -> None:
+        lossy = self.format.currentData() == "keep"
+        self.quality.setEnabled(lossy)
+        self.lossy_warning.setVisible(lossy)
+
+    # ---- settings ------------------------------------------------------------------
+    def save_settings_file(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save settings", "dune-settings.json",
+                                              "Settings (*.json)")
+        if path:
+            self.write_settings_file(Path(path))
+
+    def write_settings_file(self, path: Path) -> None:
+        """The same JSON `dune-cli protect --config FILE` reads."""
+        values = self._config_values()
+        path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+
+    def load_settings_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load settings", "",
+                                              "Settings (*.json);;All files (*)")
+        if path:
+            self.read_settings_file(Path(path))
+
+    def read_settings_file(self, path: Path) -> None:
+        try:
+            config = ProtectConfig.load(path)
+        except (OSError, ValueError, TypeError) as exc:
+            self.show_error(f"Cannot read settings from {path}: {exc}")
+            return
+        self._apply_values(config.to_dict())
+
+    def _config_values(self) -> dict[str, Any]:
+        values = ProtectConfig(input_dir=self.input_dir or Path("."),
+                               output_dir=Path(self.output_edit.text().strip() or "."),
+                               **{**self.settings_panel.settings(),
+                                  "format": self.format.currentData(),
+                                  "quality": self.quality.value(),
+                                  "keep_metadata": self.keep_metadata.isChecked(),
+                                  "strip_gps": self.strip_gps.isChecked()}).to_dict()
+        values.pop("cache_dir", None)
+        return values
+
+    def _apply_values(self, values: dict[str, Any]) -> None:
+        self.settings_panel.set_settings(values)
+        self.format.setCurrentIndex(max(0, self.format.findData(values.get("format", "png"))))
+        self.quality.setValue(int(values.get("quality", 95)))
+        self.keep_metadata.setChecked(bool(values.get("keep_metadata", False)))
+        self.strip_gps.setChecked(bool(values.get("strip_gps", True)))
+
+    def _restore(self) -> None:
+        raw = self.qsettings.value("settings")
+        if raw:
+            try:
+                values = json.loads(str(raw))
+                ProtectConfig.from_dict(values)  # validate before applying
+                self._apply_values(values)
+            except (ValueError, TypeError):
+                pass  # settings from an incompatible version: keep the defaults
+        geometry = self.qsettings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    def save_state(self) -> None:
+        # an invalid combination in the widgets is simply not persisted
+        with contextlib.suppress(ValueError):
+            self.qsettings.setValue("settings", json.dumps(self._config_values()))
+        self.qsettings.setValue("geometry", self.saveGeometry())
+        self.qsettings.sync()
+
+    def _remember_recent(self, folder: Path) -> None:
+        recent = [str(folder)] + [r for r in self._recent() if r != str(folder)]
+        self.qsettings.setValue("recent", json.dumps(recent[:MAX_RECENT]))
+        self._refresh_recent()
+
+    def _recent(self) -> list[str]:
+        try:
+            return list(json.loads(str(self.qsettings.value("recent") or "[]")))
+        except ValueError:
+            return []
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self._recent():
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.load_folder(Path(f)))
+        self.recent_menu.setEnabled(bool(self._recent()))
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, f"About {APP_NAME}",
+            f"<h3>{APP_NAME} {__version__}</h3><p>Makes a labeled image folder unlearnable "
+            "with DUNE (Dual-branch UNlearnable Ensemble, ICML 2026): a per-image spatial "
+            "perturbation from ensemble-targeted PGD plus a per-class colour offset from a "
+            "particle swarm search. Surrogates are trained on your own folder; nothing is "
+            "uploaded or downloaded.</p>")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self._busy() and self.task is not None:
+            self.task.cancel()
+            self.statusBar().showMessage("Finishing the current batch before closing…")
+            self.task.wait(120_000)
+        self.save_state()
+        event.accept()

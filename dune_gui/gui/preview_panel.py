@@ -1,0 +1,179 @@
+"""Side-by-side preview: original | spatial (amplified) | colour (amplified) | protected,
+with synchronised zoom and pan, a before/after toggle, and the image's numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPainter, QPixmap, QWheelEvent
+from PySide6.QtWidgets import (
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine import PreviewImage
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    """H x W x 3 float in [0, 1] -> QImage (copied, owns its memory)."""
+    arr = np.ascontiguousarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    h, w, _ = arr.shape
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def amplify_spatial(delta: np.ndarray, eps: float) -> np.ndarray:
+    """[-eps, eps] -> [0, 1]: mid-grey is no change, black/white the full budget."""
+    return np.clip(0.5 + delta / (2 * eps), 0, 1)
+
+
+def spatial_from_pane(pane: np.ndarray, eps: float) -> np.ndarray:
+    """Inverse of amplify_spatial, so the pane can be checked against the budget."""
+    return (pane - 0.5) * 2 * eps
+
+
+def amplify_colour(offset: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """A flat swatch of the class offset, scaled so its largest channel reaches the edge."""
+    peak = float(np.abs(offset).max())
+    gain = 0.5 / peak if peak > 0 else 1.0
+    swatch = np.empty((*shape, 3), dtype=np.float32)
+    swatch[:] = np.clip(0.5 + offset * gain, 0, 1)
+    return swatch, gain
+
+
+class SyncedView(QGraphicsView):
+    zoomed = Signal(float)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setScene(QGraphicsScene(self))
+        self.item = QGraphicsPixmapItem()
+        self.item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        self.scene().addItem(self.item)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setMinimumSize(160, 160)
+
+    def set_image(self, image: QImage) -> None:
+        self.item.setPixmap(QPixmap.fromImage(image))
+        self.scene().setSceneRect(self.item.boundingRect())
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt override)
+        self.zoomed.emit(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+
+class PreviewPanel(QWidget):
+    TITLES = ("Original", "Spatial perturbation", "Colour offset", "Protected")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.views = [SyncedView() for _ in self.TITLES]
+        self.captions = [QLabel(t) for t in self.TITLES]
+        self.pane_arrays: list[np.ndarray] = []
+        self.current: PreviewImage | None = None
+        self.classes: list[str] = []
+        self._syncing = False
+        grid = QGridLayout()
+        for i, (view, caption) in enumerate(zip(self.views, self.captions, strict=True)):
+            caption.setWordWrap(True)
+            grid.addWidget(caption, 0, i)
+            grid.addWidget(view, 1, i)
+            view.zoomed.connect(self.zoom)
+            view.horizontalScrollBar().valueChanged.connect(self._sync_scroll)
+            view.verticalScrollBar().valueChanged.connect(self._sync_scroll)
+        self.views[1].setToolTip("Mid-grey = unchanged; black/white = the full budget (eps)")
+        self.views[2].setToolTip("The class's colour offset, amplified so it is visible")
+        controls = QHBoxLayout()
+        self.compare = QPushButton("Show original")
+        self.compare.setCheckable(True)
+        self.compare.setShortcut("Space")
+        self.compare.setToolTip("Before/after: show the original in the protected pane (Space)")
+        self.compare.toggled.connect(self._refresh_protected)
+        zoom_in = QPushButton("Zoom in")
+        zoom_in.setShortcut("Ctrl++")
+        zoom_in.clicked.connect(lambda: self.zoom(1.25))
+        zoom_out = QPushButton("Zoom out")
+        zoom_out.setShortcut("Ctrl+-")
+        zoom_out.clicked.connect(lambda: self.zoom(0.8))
+        fit = QPushButton("Fit")
+        fit.setShortcut("Ctrl+0")
+        fit.setToolTip("Fit the image in the panes (Ctrl+0)")
+        fit.clicked.connect(self.fit)
+        for w in (self.compare, zoom_in, zoom_out, fit):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        self.info = QLabel("Select images and press Preview to see the protection.")
+        self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid, 1)
+        layout.addLayout(controls)
+        layout.addWidget(self.info)
+
+    def show_image(self, image: PreviewImage, classes: list[str]) -> None:
+        self.current = image
+        self.classes = classes
+        h, w, _ = image.original.shape
+        swatch, gain = amplify_colour(image.colour, (h, w))
+        self.pane_arrays = [image.original, amplify_spatial(image.spatial, image.eps), swatch,
+                            image.protected]
+        for view, arr in zip(self.views[:3], self.pane_arrays[:3], strict=True):
+            view.set_image(to_qimage(arr))
+        self._refresh_protected()
+        eps255 = image.eps * 255
+        self.captions[1].setText(f"Spatial perturbation ×{1 / (2 * image.eps):.0f} "
+                                 f"(±{eps255:g}/255 → black/white)")
+        offs = ", ".join(f"{v * 255:+.1f}" for v in image.colour)
+        self.captions[2].setText(f"Colour offset ({offs}) /255, ×{gain:.1f}")
+        before = int(np.argmax(image.prediction_before))
+        after = int(np.argmax(image.prediction_after))
+        self.info.setText(
+            f"<b>{image.rel}</b> — class <b>{image.cls}</b>, steered toward <b>{image.target}"
+            f"</b>.  PSNR {image.psnr:.1f} dB · SSIM {image.ssim:.3f} · colour difference "
+            f"(CIEDE2000) {image.delta_e:.2f}.<br>Ensemble prediction before: "
+            f"{classes[before]} ({image.prediction_before[before]:.0%}); after: "
+            f"{classes[after]} ({image.prediction_after[after]:.0%}).")
+        self.fit()
+
+    def _refresh_protected(self) -> None:
+        if self.current is None:
+            return
+        showing_original = self.compare.isChecked()
+        arr = self.current.original if showing_original else self.current.protected
+        self.views[3].set_image(to_qimage(arr))
+        self.captions[3].setText("Protected — showing ORIGINAL" if showing_original
+                                 else "Protected (as written)")
+
+    def zoom(self, factor: float) -> None:
+        for view in self.views:
+            view.scale(factor, factor)
+
+    def fit(self) -> None:
+        for view in self.views:
+            view.fitInView(view.item, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def _sync_scroll(self) -> None:
+        if self._syncing:
+            return
+        source = self.sender()
+        self._syncing = True
+        try:
+            for view in self.views:
+                for bar in (view.horizontalScrollBar(), view.verticalScrollBar()):
+                    if bar is source:
+                        orientation = bar.orientation()
+                        for other in self.views:
+                            target = (other.horizontalScrollBar()
+                                      if orientation == Qt.Orientation.Horizontal
+                                      else other.verticalScrollBar())
+                            if target is not bar:
+                                target.setValue(bar.value())
+        finally:
+            self._syncing = False

@@ -1,0 +1,114 @@
+"""Verify: train fresh victims on the protected copy and show how they do on clean images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine import DEFENCES, PEERS, EvaluationReport
+
+
+class VerifyPanel(QWidget):
+    run_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        intro = QLabel("Does the protection work? Verification trains a fresh classifier on "
+                       "the protected copy and one on your clean folder, and tests both on "
+                       "clean images held out from your folder. Lower accuracy on the "
+                       "protected copy = stronger protection.")
+        intro.setWordWrap(True)
+        defences = QGroupBox("Adversary defences to try")
+        grid = QGridLayout(defences)
+        self.defence_boxes: dict[str, QCheckBox] = {}
+        for i, (name, d) in enumerate(DEFENCES.items()):
+            box = QCheckBox(name)
+            box.setToolTip(d.description)
+            box.setChecked(name in ("none", "jpeg10", "grayscale"))
+            self.defence_boxes[name] = box
+            grid.addWidget(box, i // 4, i % 4)
+        peers = QGroupBox("Compare with")
+        row = QHBoxLayout(peers)
+        self.peer_boxes: dict[str, QCheckBox] = {}
+        tips = {"lsp": "LSP: class-wise linearly separable patches",
+                "ops": "OPS: one-pixel shortcut", "spatial": "DUNE spatial branch only",
+                "colour": "DUNE colour branch only"}
+        for name in PEERS:
+            box = QCheckBox(name)
+            box.setToolTip(tips.get(name, name))
+            box.setChecked(name in ("lsp", "ops"))
+            self.peer_boxes[name] = box
+            row.addWidget(box)
+        opts = QHBoxLayout()
+        self.arch = QComboBox()
+        self.arch.addItems(["small", "mobilenet", "resnet18"])
+        self.arch.setToolTip("Victim architecture: small is fast on a CPU; mobilenet is not "
+                             "in the default surrogate ensemble (measures transfer); resnet18 "
+                             "is the paper's victim")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 300)
+        self.epochs.setValue(20)
+        self.epochs.setToolTip("Victim training epochs")
+        self.run = QPushButton("Run verification")
+        self.run.setToolTip("Needs a finished protected output folder")
+        self.run.clicked.connect(self.run_requested)
+        for w in (QLabel("Victim"), self.arch, QLabel("Epochs"), self.epochs, self.run):
+            opts.addWidget(w)
+        opts.addStretch(1)
+        self.table = QTableWidget()
+        self.plot = QLabel()
+        self.plot.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        plot_area = QScrollArea()
+        plot_area.setWidget(self.plot)
+        plot_area.setWidgetResizable(True)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        for w in (intro, defences, peers):
+            layout.addWidget(w)
+        layout.addLayout(opts)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(plot_area, 2)
+
+    def chosen(self) -> tuple[tuple[str, ...], tuple[str, ...], str, int]:
+        return (tuple(n for n, b in self.defence_boxes.items() if b.isChecked()) or ("none",),
+                tuple(n for n, b in self.peer_boxes.items() if b.isChecked()),
+                self.arch.currentText(), self.epochs.value())
+
+    def show_report(self, report: EvaluationReport, report_dir: Path) -> None:
+        trains = list(dict.fromkeys(r["train"] for r in report.runs))
+        defences = list(dict.fromkeys(r["defence"] for r in report.runs))
+        self.table.clear()
+        self.table.setRowCount(len(trains))
+        self.table.setColumnCount(len(defences))
+        self.table.setHorizontalHeaderLabels(defences)
+        self.table.setVerticalHeaderLabels(trains)
+        for r in report.runs:
+            item = QTableWidgetItem(f"{r['test_accuracy']:.1%}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.table.setItem(trains.index(r["train"]), defences.index(r["defence"]), item)
+        self.table.resizeColumnsToContents()
+        notes = " ".join(report.notes)
+        self.summary.setText(f"Clean-test accuracy (chance {report.chance:.1%}). {notes} "
+                             f"Full report: {report_dir}")
+        png = report_dir / "report.png"
+        if png.exists():
+            self.plot.setPixmap(QPixmap(str(png)))

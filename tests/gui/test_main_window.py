@@ -1,0 +1,204 @@
+"""The desktop app, offscreen, driving the real engine with tiny settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from dune_gui.engine import ProtectConfig  # noqa: E402
+from dune_gui.gui.main_window import MainWindow  # noqa: E402
+from dune_gui.gui.preview_panel import spatial_from_pane  # noqa: E402
+from tests.conftest import make_labeled_folder, tiny_settings  # noqa: E402
+
+TIMEOUT = 180_000
+
+
+@pytest.fixture
+def settings_store(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical",
+                        lambda parent, title, text, *a, **k: seen.append(text))
+    return seen
+
+
+@pytest.fixture
+def window(qtbot, settings_store: QSettings, errors: list[str]) -> MainWindow:
+    w = MainWindow(settings_store)
+    qtbot.addWidget(w)
+    w.settings_panel.set_settings(tiny_settings())
+    return w
+
+
+def _drop(window: MainWindow, folder: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def _wait_idle(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: window.task is None, timeout=TIMEOUT)
+
+
+def test_dropping_a_folder_scans_it_off_the_gui_thread(qtbot, window: MainWindow,
+                                                       tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    (src / "airplane" / "notes.txt").write_text("x")
+    _drop(window, src)
+    _wait_idle(qtbot, window)
+    panel = window.folder_panel
+    assert panel.classes.topLevelItemCount() == 3
+    assert [panel.classes.topLevelItem(i).text(1) for i in range(3)] == ["4", "4", "4"]
+    assert panel.thumbs.count() == 4
+    assert panel.skipped.count() == 1 and "not an image" in panel.skipped.item(0).text()
+    assert window.output_edit.text().endswith("in-protected")
+
+
+def test_one_class_folder_shows_the_problem(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=1, per_class=2)
+    window.load_folder(src)
+    _wait_idle(qtbot, window)
+    assert "at least two" in window.folder_panel.header.text()
+
+
+def test_full_run_through_the_worker_writes_the_protected_copy(qtbot, window: MainWindow,
+                                                               tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    window.load_folder(src)
+    _wait_idle(qtbot, window)
+    out = tmp_path / "out"
+    window.output_edit.setText(str(out))
+    stages: set[str] = set()
+    window.start_protect()
+    assert window.task is not None
+    window.task.progress.connect(lambda stage, *rest: stages.add(stage))
+    assert window.preview_button.isEnabled() is False  # busy
+    _wait_idle(qtbot, window)
+    assert window.last_result is not None and window.last_result.status == "completed"
+    assert len(list(out.rglob("*.png"))) == 12
+    assert (out / "manifest.json").exists()
+    bar, _ = window.bars["export"]
+    assert bar.value() == bar.maximum() == 12
+    assert {"surrogates", "colour", "spatial", "export"} <= stages
+    assert window.open_output_button.isEnabled()
+
+
+def test_cancel_stops_within_a_batch_and_keeps_finished_images(qtbot, window: MainWindow,
+                                                                tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    window.load_folder(src)
+    _wait_idle(qtbot, window)
+    out = tmp_path / "out"
+    window.output_edit.setText(str(out))
+    window.start_protect()
+    assert window.task is not None
+
+    def on_progress(stage: str, done: int, total: int, message: str, eta: float) -> None:
+        if stage == "spatial" and done > 0:
+            window.cancel_task()
+
+    window.task.progress.connect(on_progress)
+    _wait_idle(qtbot, window)
+    assert window.last_result is not None and window.last_result.status == "cancelled"
+    written = len(list(out.rglob("*.png")))
+    assert 1 <= written <= 8  # the batch in flight (4) and at most one more
+    assert "Cancelled" in window.statusBar().currentMessage()
+
+
+def test_preview_panes_show_what_they_claim(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    window.load_folder(src)
+    _wait_idle(qtbot, window)
+    window.start_preview()
+    _wait_idle(qtbot, window)
+    assert window.preview_list.count() == 4  # a few, spread over the classes
+    panel = window.preview_panel
+    image = panel.current
+    assert image is not None
+    original, spatial_pane, colour_pane, protected = panel.pane_arrays
+    assert np.array_equal(original, image.original)
+    eps = window.current_config().eps
+    # the spatial pane's amplified values map back to a perturbation within eps
+    recovered = spatial_from_pane(spatial_pane, eps)
+    assert np.abs(recovered).max() <= eps + 1e-6
+    assert np.allclose(recovered, image.spatial, atol=1e-6)
+    # the colour pane is a flat swatch pointing the same way as the class offset
+    swatch = colour_pane[0, 0] - 0.5
+    assert np.allclose(colour_pane, colour_pane[0, 0])
+    assert np.allclose(np.sign(np.round(swatch, 6)), np.sign(np.round(image.colour, 6)))
+    assert np.array_equal(protected, image.protected)
+    panel.compare.setChecked(True)
+    assert "ORIGINAL" in panel.captions[3].text()
+    assert "steered toward" in panel.info.text()
+
+
+def test_settings_persist_and_files_are_read_by_the_cli(qtbot, settings_store: QSettings,
+                                                        errors: list[str],
+                                                        tmp_path: Path) -> None:
+    first = MainWindow(settings_store)
+    qtbot.addWidget(first)
+    first.settings_panel.eps.setValue(4)
+    first.settings_panel.steps.setValue(12)
+    first.settings_panel.colour_preset.setCurrentText("subtle")
+    first.format.setCurrentIndex(1)
+    first.save_state()
+    second = MainWindow(settings_store)
+    qtbot.addWidget(second)
+    assert second.settings_panel.eps.value() == pytest.approx(4)
+    assert second.settings_panel.budget_preset.currentText() == "Light"
+    assert second.settings_panel.steps.value() == 12
+    assert second.settings_panel.psnr.value() == pytest.approx(32)
+    assert second.format.currentData() == "keep"
+    path = tmp_path / "settings.json"
+    second.write_settings_file(path)
+    config = ProtectConfig.load(path, input_dir=tmp_path, output_dir=tmp_path / "o")
+    assert config.steps == 12 and config.format == "keep"
+    assert config.colour.psnr_min == pytest.approx(32)
+
+
+def test_errors_are_dialogs_not_tracebacks(qtbot, window: MainWindow, errors: list[str],
+                                           tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=2)
+    window.load_folder(src)
+    _wait_idle(qtbot, window)
+    window.output_edit.setText(str(src / "inside"))
+    window.start_protect()
+    _wait_idle(qtbot, window)
+    assert errors and "inside" in errors[-1] and "Traceback" not in errors[-1]
+    assert not (src / "inside").exists()
+
+
+def test_about_and_window_identity(window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "about", lambda parent, title, text: shown.append(text))
+    window.about()
+    assert shown and "DUNE" in shown[0]
+    assert "DUNE Protect" in window.windowTitle()
+    assert not window.windowIcon().isNull()
+
+
+def test_every_setting_has_a_tooltip(window: MainWindow) -> None:
+    from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox
+
+    widgets = [w for kind in (QAbstractSpinBox, QComboBox, QCheckBox)
+               for w in window.settings_panel.findChildren(kind)]
+    missing = [type(w).__name__ for w in widgets if not w.toolTip()]
+    assert len(widgets) > 20
+    assert not missing
+
+
