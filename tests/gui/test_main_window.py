@@ -10,14 +10,14 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
 
-from dune_gui.engine import ProtectConfig  # noqa: E402
-from dune_gui.gui.main_window import MainWindow  # noqa: E402
-from dune_gui.gui.preview_panel import spatial_from_pane  # noqa: E402
-from tests.conftest import make_labeled_folder, tiny_settings  # noqa: E402
+from dune_gui.engine import ProtectConfig
+from dune_gui.gui.main_window import MainWindow
+from dune_gui.gui.preview_panel import spatial_from_pane
+from tests.conftest import make_labeled_folder, tiny_settings
 
 TIMEOUT = 180_000
 
