@@ -30,7 +30,7 @@ def jpeg(images: torch.Tensor, quality: int = 10) -> torch.Tensor:
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=quality)
         buf.seek(0)
         with Image.open(buf) as decoded:
-            out[i] = torch.from_numpy(np.asarray(decoded.convert("RGB"))).permute(2, 0, 1)
+            out[i] = torch.from_numpy(np.array(decoded.convert("RGB"))).permute(2, 0, 1)
     return out
 
 
