@@ -193,7 +193,7 @@ def open_image(path: Path, max_pixels: int, draft_size: int | None = None) -> Im
         raise ImageError("permission denied") from exc
     except OSError as exc:
         msg = str(exc)
-        if "truncated" in msg or "broken" in msg.lower():
+        if "truncated" in msg.lower() or "broken" in msg.lower():
             raise ImageError(f"truncated or corrupt image ({msg})") from exc
         raise ImageError(f"cannot decode image: {exc.strerror or msg}") from exc
     except (SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:

@@ -21,6 +21,10 @@ from .spatial import upsample_delta
 KEEPABLE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib",
                                ".tif", ".tiff"})
 LOSSY_FORMATS = {"JPEG", "WEBP"}
+# Temporary names are short and fixed-shape: the final name may already be near the
+# file-system limit (255 bytes), and a crashed run's leftovers must be recognisable.
+TEMP_PREFIX = ".dune-"
+TEMP_SUFFIX = ".part"
 METRIC_MAX_PIXELS = 4_000_000  # full-res metrics above this are measured on a downscale
 
 
@@ -134,7 +138,7 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
         img = img.convert("RGBA")
     if fmt == "PNG":
         params["compress_level"] = 6
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             img.save(fh, format=fmt, **params)
@@ -153,9 +157,40 @@ def without_gps(exif_bytes: bytes) -> bytes:
     return exif.tobytes()
 
 
+def remove_stale_temporaries(root: Path) -> int:
+    """Delete temporary files a killed run left behind (never anything else)."""
+    removed = 0
+    for path in root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def append_journal_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one record and make it durable, so a SIGKILL loses at most the image being
+    written when it struck."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=True, allow_nan=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            break  # a line torn by a crash ends the journal
+    return records
+
+
 def write_json_atomic(data: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, ensure_ascii=True, allow_nan=False)

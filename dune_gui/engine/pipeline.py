@@ -35,10 +35,13 @@ from .data import (
     scan_folder,
 )
 from .export import (
+    append_journal_line,
     compose,
     output_names,
     quality_metrics,
     read_back,
+    read_journal,
+    remove_stale_temporaries,
     save_image_atomic,
     to_pil,
     write_json_atomic,
@@ -59,6 +62,8 @@ from .surrogates import (
 from .training import checkpoint_epochs
 
 MANIFEST_NAME = "manifest.json"
+JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifest write
+MANIFEST_INTERVAL_S = 10.0
 MANIFEST_VERSION = 1
 
 
@@ -278,7 +283,8 @@ class ProtectionJob:
             raise ProfileMismatch("the output folder was protected with other classes "
                                   f"({', '.join(profile.get('classes', []))}); use another "
                                   "output folder")
-        for data in profile.get("images", []):
+        for data in profile.get("images", []) + read_journal(
+                self.config.output_dir / JOURNAL_NAME):
             record = ImageRecord.from_json(data)
             self.previous[record.source] = record
         self.rep.info(f"continuing the protection profile in {path} "
@@ -483,6 +489,12 @@ class ProtectionJob:
         use_colour = cfg.mode in ("dune", "colour")
         self.rep.stage("spatial", 0, total)
         self.rep.stage("export", 0, total)
+        stale = remove_stale_temporaries(cfg.output_dir)
+        if stale:
+            self.rep.info(f"removed {stale} half-written file(s) left by an interrupted run")
+        journal = cfg.output_dir / JOURNAL_NAME
+        self.write_manifest(records)  # the profile exists before the first image is written
+        last_manifest = time.monotonic()
         try:
             for start in range(0, total, cfg.batch_size):
                 self.rep.check_cancel()
@@ -504,14 +516,21 @@ class ProtectionJob:
                     records[item.rel] = self._export_one(item, names[item.rel], delta, offset)
                     if records[item.rel].status == "done":
                         written += 1
+                        append_journal_line(journal, records[item.rel].to_json())
                     self.working.pop(item.rel, None)  # keep memory flat while streaming
                 export_time += time.monotonic() - t1
                 self.rep.stage("export", start + len(batch), total)
-                self.write_manifest(records)
+                if time.monotonic() - last_manifest > MANIFEST_INTERVAL_S:
+                    # rewriting a 20k-record manifest every batch would be quadratic; the
+                    # journal keeps every finished image durable in between
+                    self.write_manifest(records)
+                    journal.unlink(missing_ok=True)
+                    last_manifest = time.monotonic()
         finally:
             self.timings["spatial"] = spatial_time
             self.timings["export"] = export_time
             self.write_manifest(records)
+            journal.unlink(missing_ok=True)
         return written, reused
 
     def _class_of(self, rel: str) -> str | None:

@@ -455,6 +455,10 @@ class MainWindow(QMainWindow):
 
     def _update_buttons(self) -> None:
         busy = self._busy()
+        out_text = self.output_edit.text().strip()
+        resumable = bool(out_text) and (Path(out_text) / "manifest.json").exists()
+        self.protect_button.setText("Resume / update && export" if resumable
+                                    else "Protect && export")
         have_folder = self.input_dir is not None
         self.preview_button.setEnabled(have_folder and not busy)
         self.protect_button.setEnabled(have_folder and not busy

@@ -118,6 +118,12 @@ def test_cancel_stops_within_a_batch_and_keeps_finished_images(qtbot, window: Ma
     written = len(list(out.rglob("*.png")))
     assert 1 <= written <= 8  # the batch in flight (4) and at most one more
     assert "Cancelled" in window.statusBar().currentMessage()
+    assert "Resume" in window.protect_button.text()
+    window.start_protect()  # the Resume button finishes the rest
+    _wait_idle(qtbot, window)
+    assert window.last_result is not None and window.last_result.status == "completed"
+    assert window.last_result.reused == written
+    assert len(list(out.rglob("*.png"))) == 12
 
 
 def test_preview_panes_show_what_they_claim(qtbot, window: MainWindow, tmp_path: Path) -> None:
