@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run protect-sample test lint bench clean
+.PHONY: install run protect-sample test lint bench package package-test install-desktop clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,5 +28,27 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m dune_gui.bench.engine_speed
 
+# A standalone one-folder app in dist/dune-protect/, built in its own venv with the CPU
+# build of torch (the default Linux wheel carries several GB of CUDA libraries).
+PKG_VENV := .venv-package
+PKG_TORCH ?= torch==2.13.0
+package:
+	test -x $(PKG_VENV)/bin/python || $(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		"$(PKG_TORCH)" pillow numpy onnxruntime PySide6-Essentials pyinstaller
+	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PKG_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
+		--workpath build/pyinstaller packaging/dune-protect.spec
+	du -sh dist/dune-protect
+
+package-test: package
+	env -i HOME="$$HOME" PATH=/usr/bin:/bin QT_QPA_PLATFORM=offscreen \
+		dist/dune-protect/dune-protect --smoke-test
+
+install-desktop:
+	install -Dm644 assets/dune-protect.desktop ~/.local/share/applications/dune-protect.desktop
+	for s in 16 24 32 48 64 128 256 512; do install -Dm644 assets/icons/dune-protect-$$s.png \
+		~/.local/share/icons/hicolor/$${s}x$${s}/apps/dune-protect.png; done
+
 clean:
-	rm -rf out bench-out .pytest_cache .ruff_cache
+	rm -rf out bench-out build dist .pytest_cache .ruff_cache
