@@ -25,6 +25,7 @@ from .engine import (
     SurrogateError,
     protect,
 )
+from .engine.progress import format_duration
 
 STAGE_TITLES = {"scan": "Scanning", "surrogates": "Training surrogates",
                 "colour": "Colour search", "spatial": "Spatial PGD", "export": "Export",
@@ -262,7 +263,9 @@ class ProgressPrinter:
         width = 28
         frac = event.done / event.total if event.total else 1.0
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        eta = f" ETA {_duration(event.eta_s)}" if event.eta_s is not None and not finished else ""
+        eta = ""
+        if event.eta_s is not None and not finished:
+            eta = f" ETA {format_duration(event.eta_s)}"
         text = f"{title:<20} [{bar}] {event.done}/{event.total}{eta} {event.message}"
         if self.tty:
             self.stream.write("\r" + text[:120].ljust(120))
@@ -282,17 +285,6 @@ class ProgressPrinter:
         prefix = {"warning": "warning: ", "error": "error: "}.get(event.level, "")
         self.stream.write(f"{prefix}{event.message}\n")
         self.stream.flush()
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 def run_protect(args: argparse.Namespace) -> int:

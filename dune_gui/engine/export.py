@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write
 from .data import DecodedImage
 from .metrics import delta_e2000, psnr, ssim
 from .spatial import upsample_delta
@@ -21,10 +21,6 @@ from .spatial import upsample_delta
 KEEPABLE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib",
                                ".tif", ".tiff"})
 LOSSY_FORMATS = {"JPEG", "WEBP"}
-# Temporary names are short and fixed-shape: the final name may already be near the
-# file-system limit (255 bytes), and a crashed run's leftovers must be recognisable.
-TEMP_PREFIX = ".dune-"
-TEMP_SUFFIX = ".part"
 METRIC_MAX_PIXELS = 4_000_000  # full-res metrics above this are measured on a downscale
 
 
@@ -138,16 +134,8 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
         img = img.convert("RGBA")
     if fmt == "PNG":
         params["compress_level"] = 6
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format=fmt, **params)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        img.save(fh, format=fmt, **params)
 
 
 def without_gps(exif_bytes: bytes) -> bytes:
@@ -189,15 +177,6 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
 
 
 def write_json_atomic(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, ensure_ascii=True, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as fh:
+        json.dump(data, fh, indent=1, ensure_ascii=True, allow_nan=False)
+        fh.write("\n")

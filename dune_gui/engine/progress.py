@@ -115,3 +115,15 @@ class Reporter:
 
     def check_cancel(self) -> None:
         self.cancel.raise_if_cancelled()
+
+
+def format_duration(seconds: float | None) -> str:
+    """Human ETA text: 45s, 3m07s, 2h05m; '?' when unknown."""
+    if seconds is None or seconds < 0:
+        return "?"
+    whole = int(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    if whole >= 60:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole}s"

@@ -54,6 +54,7 @@ from ..engine import (
     preview,
     protect,
 )
+from ..engine.progress import format_duration
 from ..resources import icon_paths
 from .folder_panel import FolderPanel, FolderSummary, summarise_folder
 from .preview_panel import PreviewPanel
@@ -79,17 +80,6 @@ def cuda_device_name() -> str | None:
     if torch.cuda.is_available():
         return f"CUDA: {torch.cuda.get_device_name(0)}"
     return None
-
-
-def _eta_text(seconds: float) -> str:
-    if seconds < 0:
-        return ""
-    s = int(seconds)
-    if s >= 3600:
-        return f"ETA {s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"ETA {s // 60}m{s % 60:02d}s"
-    return f"ETA {s}s"
 
 
 class MainWindow(QMainWindow):
@@ -430,7 +420,8 @@ class MainWindow(QMainWindow):
         bar, label = self.bars[key]
         bar.setMaximum(max(total, 1))
         bar.setValue(min(done, max(total, 1)))
-        label.setText(_eta_text(eta) if done < total else "done")
+        label.setText(("" if eta < 0 else f"ETA {format_duration(eta)}") if done < total
+                      else "done")
         if message:
             self.statusBar().showMessage(message)
 
