@@ -35,9 +35,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return app.exec()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def smoke_test(out: Path | None) -> int:
     """Self-check of an installed or bundled app: the real window, offscreen, protects the
@@ -95,3 +92,7 @@ def smoke_test(out: Path | None) -> int:
     QTimer.singleShot(100, poll)
     app.exec()
     return state["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
