@@ -41,8 +41,12 @@ package:
 		--workpath build/pyinstaller packaging/dune-protect.spec
 	du -sh dist/dune-protect
 
-package-test: package
-	env -i HOME="$$HOME" PATH=/usr/bin:/bin QT_QPA_PLATFORM=offscreen \
+# The bundle runs with an empty environment (no Python on PATH, no venv) and, where this
+# user may create one (root, or user namespaces), in a network namespace with no network.
+package-test:
+	test -x dist/dune-protect/dune-protect || $(MAKE) package
+	NONET=$$(unshare --net true 2>/dev/null && echo "unshare --net"); \
+	$$NONET env -i HOME="$$HOME" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
 		dist/dune-protect/dune-protect --smoke-test
 
 install-desktop:
