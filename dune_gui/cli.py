@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"JPEG/WebP quality with --format keep [default {d.quality}]")
     p.add_argument("--keep-metadata", action="store_true", default=None,
                    help="copy EXIF metadata to the outputs (ICC profiles are always kept)")
+    p.add_argument("--keep-gps", action="store_false", dest="strip_gps", default=None,
+                   help="with --keep-metadata, also keep the GPS location (stripped by "
+                        "default)")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"images per PGD batch [default {d.batch_size}]")
     p.add_argument("--max-pixels", type=int, default=None,
@@ -218,7 +221,8 @@ def config_from_args(args: argparse.Namespace) -> ProtectConfig:
               "working_size": "working_size", "particles": "particles",
               "iterations": "iterations", "colour_sample": "colour_sample", "device": "device",
               "seed": "seed", "format": "format", "quality": "quality",
-              "keep_metadata": "keep_metadata", "batch_size": "batch_size",
+              "keep_metadata": "keep_metadata", "strip_gps": "strip_gps",
+              "batch_size": "batch_size",
               "max_pixels": "max_pixels", "cache_dir": "cache_dir"}
     for arg, key in simple.items():
         if getattr(args, arg) is not None:

@@ -221,3 +221,23 @@ def test_preview_matches_the_export_and_separates_the_parts(labeled_folder: Path
         written = _pixels(tmp_path / "out" / Path(im.rel).with_suffix(".png"))
         assert np.array_equal(np.rint(im.protected * 255).astype(np.int16), written)
         assert abs(sum(im.prediction_before) - 1) < 1e-4
+
+
+def test_metadata_kept_on_request_with_gps_stripped(tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=2)
+    target = sorted((src / sorted(p.name for p in src.iterdir())[0]).glob("*.jpg"))[0]
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"  # Make
+    exif[0x8825] = {1: "N", 2: (52.0, 22.0, 0.0)}  # GPS IFD: where the photo was taken
+    Image.open(target).save(target, exif=exif.tobytes(), quality=95)
+    for strip, expect_gps in ((True, False), (False, True)):
+        out = tmp_path / f"out-{strip}"
+        protect(_config(src, out, keep_metadata=True, strip_gps=strip))
+        with Image.open(out / target.relative_to(src).with_suffix(".png")) as img:
+            written = img.getexif()
+        assert written.get(0x010F) == "CameraMaker"
+        assert (0x8825 in written) == expect_gps
+    plain = tmp_path / "plain"
+    protect(_config(src, plain))
+    with Image.open(plain / target.relative_to(src).with_suffix(".png")) as img:
+        assert 0x010F not in img.getexif()
