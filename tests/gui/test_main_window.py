@@ -97,6 +97,20 @@ def test_full_run_through_the_worker_writes_the_protected_copy(qtbot, window: Ma
     assert {"surrogates", "colour", "spatial", "export"} <= stages
     assert window.open_output_button.isEnabled()
 
+    # Verify from the app: a victim on the protected copy vs one on the clean folder
+    panel = window.verify_panel
+    for name, box in panel.defence_boxes.items():
+        box.setChecked(name == "none")
+    for box in panel.peer_boxes.values():
+        box.setChecked(False)
+    panel.epochs.setValue(1)
+    window.start_verify()
+    _wait_idle(qtbot, window)
+    assert panel.table.rowCount() == 2 and panel.table.columnCount() == 1
+    assert panel.table.verticalHeaderItem(1).text() == "dune"
+    assert panel.table.item(0, 0).text().endswith("%")
+    assert not panel.plot.pixmap().isNull()
+
 
 def test_cancel_stops_within_a_batch_and_keeps_finished_images(qtbot, window: MainWindow,
                                                                 tmp_path: Path) -> None:
