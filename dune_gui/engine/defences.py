@@ -83,7 +83,8 @@ def coin(x: torch.Tensor, generator: torch.Generator, max_shift: float = 2.0) ->
     dx = (torch.rand(n, h, w, generator=generator) * 2 - 1) * max_shift
     ys = (torch.arange(h).view(1, h, 1) + dy) % h
     xs = (torch.arange(w).view(1, 1, w) + dx) % w
-    y0, x0 = ys.floor().long(), xs.floor().long()
+    # float modulo can round up to exactly h (or w): wrap the integer part again
+    y0, x0 = ys.floor().long() % h, xs.floor().long() % w
     wy, wx = (ys - y0).unsqueeze(1), (xs - x0).unsqueeze(1)
     y1, x1 = (y0 + 1) % h, (x0 + 1) % w
     batch = torch.arange(n).view(n, 1, 1)

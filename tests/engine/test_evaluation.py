@@ -72,6 +72,14 @@ def test_coin_displaces_by_at_most_two_pixels() -> None:
     assert float(y.sum()) == pytest.approx(1.0, abs=0.6)
 
 
+def test_coin_indices_stay_in_range_on_many_draws() -> None:
+    x = torch.rand(512, 3, 32, 32)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        y = coin(x, gen)
+        assert y.shape == x.shape and torch.isfinite(y).all()
+
+
 def test_lsp_patterns_are_classwise_and_bounded() -> None:
     p = lsp_patterns(3, 32, torch.Generator().manual_seed(0))
     assert p.shape == (3, 3, 32, 32)
