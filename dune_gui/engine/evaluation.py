@@ -209,6 +209,9 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                     runs.append({"train": name, "defence": defence_name, "arch": arch,
                                  "epochs": config.epochs, "test_accuracy": acc,
                                  "curve": curve})
+                    if config.report_dir is not None:  # a long matrix keeps what it measured
+                        write_report(EvaluationReport(1.0 / k, {}, runs, "running", notes),
+                                     config.report_dir)
                     reporter.stage("evaluate", len(runs), total,
                                    f"{name} / {defence_name} / {arch}: {acc:.1%}")
     except Exception as exc:
