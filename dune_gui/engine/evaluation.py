@@ -247,10 +247,15 @@ def _ablation(config: EvaluateConfig, mode: str, clean_train: LabeledTensors,
 
 
 def _plain(value: Any) -> Any:
+    """JSON-safe copy of a settings value (paths, tuples, nested dicts, dataclasses)."""
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
     return value
 
 

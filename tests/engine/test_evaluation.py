@@ -123,7 +123,8 @@ def test_shortcut_victim_scores_near_chance_and_report_is_complete(tmp_path: Pat
     config = EvaluateConfig(clean_dir=clean, protected=(("shortcut", shortcut),),
                             peers=("lsp", "ops"), defences=("none", "grayscale", "coin"),
                             archs=("small",), epochs=6, holdout=0.25, batch_size=16,
-                            report_dir=report_dir)
+                            report_dir=report_dir,
+                            protect_settings={"cache_dir": tmp_path / "c", "steps": 2})
     report = evaluate(config)
     data = json.loads((report_dir / "report.json").read_text())
     assert data["chance"] == pytest.approx(1 / 3)
