@@ -306,13 +306,16 @@ class MainWindow(QMainWindow):
         if self.input_dir is None:
             raise ValueError("open a labeled folder first")
         output = self.output_edit.text().strip()
-        values = self.settings_panel.settings()
-        values.update(format=self.format.currentData(), quality=self.quality.value(),
-                      keep_metadata=self.keep_metadata.isChecked(),
-                      strip_gps=self.strip_gps.isChecked())
         return ProtectConfig(input_dir=self.input_dir,
                              output_dir=Path(output) if output else self.input_dir,
-                             **values)
+                             **self._widget_values())
+
+    def _widget_values(self) -> dict[str, Any]:
+        """Every ProtectConfig setting the window shows: the settings panel plus export."""
+        return {**self.settings_panel.settings(), "format": self.format.currentData(),
+                "quality": self.quality.value(),
+                "keep_metadata": self.keep_metadata.isChecked(),
+                "strip_gps": self.strip_gps.isChecked()}
 
     def start_preview(self) -> None:
         if self._busy():
@@ -502,11 +505,7 @@ class MainWindow(QMainWindow):
     def _config_values(self) -> dict[str, Any]:
         values = ProtectConfig(input_dir=self.input_dir or Path("."),
                                output_dir=Path(self.output_edit.text().strip() or "."),
-                               **{**self.settings_panel.settings(),
-                                  "format": self.format.currentData(),
-                                  "quality": self.quality.value(),
-                                  "keep_metadata": self.keep_metadata.isChecked(),
-                                  "strip_gps": self.strip_gps.isChecked()}).to_dict()
+                               **self._widget_values()).to_dict()
         values.pop("cache_dir", None)
         return values
 
