@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help=f"PGD steps [default {d.steps}]")
     p.add_argument("--offset", type=int, default=None,
                    help=f"label shift s: target = (y + s) mod K [default {d.label_offset}]")
+    p.add_argument("--no-grey-robust", action="store_false", dest="grey_robust", default=None,
+                   help="optimise on the colour images only (by default both branches are "
+                        "also optimised through a grayscale view, so the protection survives "
+                        "training on grayscale copies)")
     p.add_argument("--ensemble", default=None,
                    help="surrogate architectures, comma separated, from: "
                         f"{', '.join(ARCHITECTURES)} [default {','.join(d.architectures)}]")
@@ -217,7 +221,8 @@ def config_from_args(args: argparse.Namespace) -> ProtectConfig:
     overrides: dict[str, Any] = {"input_dir": args.input, "output_dir": args.output,
                                  "colour": colour}
     simple = {"mode": "mode", "eps": "eps", "step_size": "step_size", "steps": "steps",
-              "offset": "label_offset", "checkpoints": "checkpoints", "epochs": "epochs",
+              "offset": "label_offset", "grey_robust": "grey_robust",
+              "checkpoints": "checkpoints", "epochs": "epochs",
               "working_size": "working_size", "particles": "particles",
               "iterations": "iterations", "colour_sample": "colour_sample", "device": "device",
               "seed": "seed", "format": "format", "quality": "quality",

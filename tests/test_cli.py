@@ -34,13 +34,15 @@ def test_protect_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     settings = tmp_path / "settings.json"
     code = main(["protect", str(src), str(out), "--ensemble", "fast", "--checkpoints", "1",
                  "--epochs", "1", "--steps", "2", "--iterations", "1", "--particles", "3",
-                 "--offset", "1", "--seed", "7", "--save-config", str(settings), "--quiet"])
+                 "--offset", "1", "--seed", "7", "--no-grey-robust", "--save-config",
+                 str(settings), "--quiet"])
     assert code == 0
     captured = capsys.readouterr()
     assert "6 images protected now" in captured.out
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 7
     assert json.loads(settings.read_text())["steps"] == 2
+    assert manifest["config"]["method"]["grey_robust"] is False
     # settings file round trip: the same settings continue the same profile
     code = main(["protect", str(src), str(out), "--config", str(settings), "--quiet"])
     assert code == 0
@@ -54,3 +56,25 @@ def test_errors_are_one_line_messages(tmp_path: Path, capsys: pytest.CaptureFixt
     assert err.startswith("error: ") and "does not exist" in err and "Traceback" not in err
     code = main(["protect", str(tmp_path), str(tmp_path / "o"), "--ensemble", "nope"])
     assert code == 2 and "unknown architecture" in capsys.readouterr().err
+
+
+def test_a_manifest_is_a_settings_file_and_old_manifests_keep_their_method(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=3)
+    out = tmp_path / "out"
+    args = ["--ensemble", "fast", "--checkpoints", "1", "--epochs", "1", "--steps", "2",
+            "--iterations", "1", "--particles", "3", "--offset", "1", "--quiet"]
+    assert main(["protect", str(src), str(out), "--no-grey-robust", *args]) == 0
+    capsys.readouterr()
+    manifest_path = out / "manifest.json"
+    assert main(["protect", str(src), str(out), "--config", str(manifest_path), "--quiet"]) == 0
+    assert "0 images protected now, 6 already protected" in capsys.readouterr().out
+    # a folder protected before `grey_robust` existed: its manifest lacks the key, and its
+    # images were computed without the grayscale view
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["config"]["method"]["grey_robust"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert main(["protect", str(src), str(out), "--config", str(manifest_path), "--quiet"]) == 0
+    assert "0 images protected now, 6 already protected" in capsys.readouterr().out
+    assert main(["protect", str(src), str(out), *args]) == 2
+    assert "grey_robust" in capsys.readouterr().err

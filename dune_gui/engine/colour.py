@@ -16,6 +16,7 @@ import torch
 from .config import ColourConstraints
 from .metrics import delta_e2000, psnr, ssim
 from .surrogates import Ensemble
+from .views import grey_view
 
 Objective = Callable[[torch.Tensor], torch.Tensor]  # P x D candidates -> P values
 
@@ -81,13 +82,15 @@ def apply_offset(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 
 def colour_objective(
     x: torch.Tensor, target: int, ensemble: Ensemble, constraints: ColourConstraints,
-    penalty_weight: float, chunk: int = 128,
+    penalty_weight: float, chunk: int = 128, grey_view_weight: float = 0.0,
 ) -> Objective:
     """The spec's J(d) for one class, vectorised over particles, images and members.
 
     Constraint violations are hinge terms scaled to comparable units (1 dB PSNR, 0.01 SSIM,
     1 CIEDE2000 unit) and weighted, so the user's thresholds hold in practice instead of
-    being traded for a slightly lower loss.
+    being traded for a slightly lower loss. With `grey_view_weight` > 0 the cross-entropy is
+    a mix of the shifted image's and its grayscale view's, so offsets whose luminance also
+    steers the ensemble win (a grayscale conversion keeps only that part of the offset).
     """
     s = x.shape[0]
     # chunks of ~128 images keep activations in cache: faster on a CPU than one huge batch
@@ -102,7 +105,11 @@ def colour_objective(
             xs = shifted[start:start + chunk]
             xo = originals[start:start + chunk]
             targets = torch.full((xs.shape[0],), target, dtype=torch.long, device=xs.device)
-            ce_parts.append(ensemble.mean_cross_entropy(xs, targets))
+            ce = ensemble.mean_cross_entropy(xs, targets)
+            if grey_view_weight > 0:
+                ce = ((1 - grey_view_weight) * ce
+                      + grey_view_weight * ensemble.mean_cross_entropy(grey_view(xs), targets))
+            ce_parts.append(ce)
             violation = ((constraints.psnr_min - psnr(xo, xs)).clamp_min(0)
                          + (constraints.ssim_min - ssim(xo, xs)).clamp_min(0) * 100
                          + (delta_e2000(xo, xs) - constraints.delta_e_max).clamp_min(0))
@@ -123,12 +130,13 @@ class ColourOffsetSearch:
     bound: float = 0.25
     init_range: float = 0.1
     penalty_weight: float = 10.0
+    grey_view_weight: float = 0.0
 
     def search(self, class_images: torch.Tensor, target: int, ensemble: Ensemble,
                generator: torch.Generator,
                on_iteration: Callable[[int, float], None] | None = None) -> SwarmResult:
         objective = colour_objective(class_images, target, ensemble, self.constraints,
-                                     self.penalty_weight)
+                                     self.penalty_weight, grey_view_weight=self.grey_view_weight)
         return particle_swarm_minimise(
             objective, 3, self.bound, self.particles, self.iterations, generator,
             init_range=self.init_range, on_iteration=on_iteration)

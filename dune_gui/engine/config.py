@@ -32,6 +32,15 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
 }
 
 
+# Method settings added after the first release, with the value that reproduces what a
+# folder protected before they existed was computed with (its manifest lacks the key).
+LEGACY_METHOD_VALUES: dict[str, Any] = {"grey_robust": False}
+
+
+def with_legacy_values(method: dict[str, Any]) -> dict[str, Any]:
+    return {**LEGACY_METHOD_VALUES, **method}
+
+
 @dataclass(frozen=True)
 class ProtectConfig:
     input_dir: Path
@@ -42,6 +51,10 @@ class ProtectConfig:
     step_size: float = 0.5 / 255
     steps: int = 30
     label_offset: int = 3
+    # Optimise both branches also through a grayscale view of the images, so the protection
+    # survives an adversary who trains on grayscale copies (the defence that strips the most
+    # of a colour shortcut).
+    grey_robust: bool = True
     # Surrogate ensemble: every architecture contributes `checkpoints` evenly spaced
     # checkpoints of one training run of `epochs` epochs.
     architectures: tuple[str, ...] = ("fast", "vgg")
@@ -116,10 +129,11 @@ class ProtectConfig:
     # The fields that decide what the protected pixels are. A folder's protection profile
     # (manifest) is only extended by a run that agrees on all of them.
     METHOD_FIELDS: ClassVar[tuple[str, ...]] = (
-        "mode", "eps", "step_size", "steps", "label_offset", "architectures", "checkpoints",
-        "epochs", "surrogate_files", "working_size", "colour", "particles", "iterations",
-        "colour_sample", "colour_bound", "colour_init", "penalty_weight", "format", "quality",
-        "keep_metadata", "strip_gps", "seed", "batch_size", "train_batch_size", "learning_rate",
+        "mode", "eps", "step_size", "steps", "label_offset", "grey_robust", "architectures",
+        "checkpoints", "epochs", "surrogate_files", "working_size", "colour", "particles",
+        "iterations", "colour_sample", "colour_bound", "colour_init", "penalty_weight",
+        "format", "quality", "keep_metadata", "strip_gps", "seed", "batch_size",
+        "train_batch_size", "learning_rate",
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,8 +170,11 @@ class ProtectConfig:
     @classmethod
     def load(cls, path: Path, **overrides: Any) -> ProtectConfig:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if "config" in data and "images" in data:  # a manifest: reuse its settings
-            data = data["config"]
+        if "config" in data and "images" in data:  # a manifest: reuse its method settings
+            stored = data["config"]
+            data = {**with_legacy_values(stored.get("method", {})),
+                    "input_dir": stored.get("input_dir", "."),
+                    "output_dir": stored.get("output_dir", ".")}
         return cls.from_dict(data, **overrides)
 
     @property

@@ -21,7 +21,7 @@ import torch
 
 from .. import __version__
 from .colour import ColourOffsetSearch
-from .config import ProtectConfig
+from .config import ProtectConfig, with_legacy_values
 from .data import (
     FolderError,
     FolderScan,
@@ -271,7 +271,7 @@ class ProtectionJob:
         except (OSError, ValueError) as exc:
             raise ProfileMismatch(f"{path} exists but cannot be read ({exc}); choose an "
                                   "empty output folder") from exc
-        theirs = profile.get("config", {}).get("method", {})
+        theirs = with_legacy_values(profile.get("config", {}).get("method", {}))
         ours = json.loads(json.dumps(self.config.method_dict()))
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         if diff:
@@ -419,7 +419,8 @@ class ProtectionJob:
             return cached
         start = time.monotonic()
         search = ColourOffsetSearch(cfg.colour, cfg.particles, cfg.iterations, cfg.colour_bound,
-                                    cfg.colour_init, cfg.penalty_weight)
+                                    cfg.colour_init, cfg.penalty_weight,
+                                    grey_view_weight=0.5 if cfg.grey_robust else 0.0)
         targets = target_labels(k, cfg.label_offset)
         offsets = torch.zeros(k, 3)
         total = k * cfg.iterations
@@ -459,7 +460,8 @@ class ProtectionJob:
             "data": fingerprint, "colour": cfg.method_dict()["colour"], "seed": cfg.seed,
             "offset": cfg.label_offset, "particles": cfg.particles, "iterations": cfg.iterations,
             "sample": cfg.colour_sample, "bound": cfg.colour_bound, "init": cfg.colour_init,
-            "penalty": cfg.penalty_weight, "size": cfg.working_size}, sort_keys=True)
+            "penalty": cfg.penalty_weight, "size": cfg.working_size,
+            "grey": cfg.grey_robust}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return self.cache_dir / "colour" / f"{digest}.json"
 
@@ -506,7 +508,8 @@ class ProtectionJob:
                     x = torch.stack([self.working[i.rel] for i in ok]).float().div_(255.0)
                     y = targets[torch.tensor([i.label for i in ok])]
                     deltas = spatial_pgd(x.to(self.device), y.to(self.device), self.ensemble,
-                                         cfg.eps, cfg.step_size, cfg.steps).cpu()
+                                         cfg.eps, cfg.step_size, cfg.steps,
+                                         through_grey_view=cfg.grey_robust).cpu()
                 spatial_time += time.monotonic() - t0
                 self.rep.stage("spatial", start + len(batch), total)
                 t1 = time.monotonic()
@@ -605,7 +608,7 @@ class ProtectionJob:
             if cfg.mode in ("dune", "spatial"):
                 y = torch.tensor([targets[item.label]], device=self.device)
                 delta = spatial_pgd(x, y, self.ensemble, cfg.eps, cfg.step_size,
-                                    cfg.steps)[0].cpu()
+                                    cfg.steps, through_grey_view=cfg.grey_robust)[0].cpu()
             offset = self.offsets[item.label] if cfg.mode in ("dune", "colour") else None
             image = decode_full(item.path, cfg.max_pixels)
             original = torch.from_numpy(image.rgb).permute(2, 0, 1)

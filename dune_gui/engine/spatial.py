@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .surrogates import Ensemble, SurrogateMember
+from .views import grey_view
 
 
 def spatial_pgd(
@@ -20,6 +21,7 @@ def spatial_pgd(
     steps: int,
     members: Sequence[SurrogateMember] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    through_grey_view: bool = False,
 ) -> torch.Tensor:
     """Return delta (same shape as x, |delta| <= eps, x + delta in [0, 1]).
 
@@ -27,6 +29,13 @@ def spatial_pgd(
     Averaging the member losses and differentiating once gives the mean of the gradients
     with a single backward pass. Loss is summed over the batch so that each image's gradient
     does not depend on how many images share its batch.
+
+    With `through_grey_view` the ensemble scores a grayscale view of x_t: the gradient is
+    the luma weights times one grey gradient, so every step moves the three channels of a
+    pixel together and delta is pure luminance, the part a grayscale conversion keeps. In
+    DUNE the class-wise colour offset already carries the chromatic shortcut; measured on
+    CIFAR-10 (README), this keeps the no-defence result and takes the victim trained on
+    grayscale copies from 31% to 25% (chance 10%). Same cost.
     """
     chosen = list(members) if members is not None else ensemble.differentiable
     if not chosen:
@@ -38,7 +47,8 @@ def spatial_pgd(
     for t in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
-            loss = ensemble.mean_cross_entropy(x_adv, target, chosen, reduction="sum")
+            view = grey_view(x_adv) if through_grey_view else x_adv
+            loss = ensemble.mean_cross_entropy(view, target, chosen, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
         with torch.no_grad():
             x_adv = x_adv.detach() - step_size * grad.sign()
@@ -64,8 +74,9 @@ class SpatialPGD:
     eps: float = 8 / 255
     step_size: float = 0.5 / 255
     steps: int = 30
+    through_grey_view: bool = False
 
     def perturb(self, x: torch.Tensor, target: torch.Tensor, ensemble: Ensemble,
                 on_step: Callable[[int, float], None] | None = None) -> torch.Tensor:
         return spatial_pgd(x, target, ensemble, self.eps, self.step_size, self.steps,
-                           on_step=on_step)
+                           on_step=on_step, through_grey_view=self.through_grey_view)

@@ -98,8 +98,14 @@ class SettingsPanel(QWidget):
         self.label_offset = _spin(1, 999, d.label_offset,
                                   "Shift s of the planted label: class y is steered toward "
                                   "class (y + s) mod K. Must not be a multiple of K")
+        self.grey_robust = QCheckBox("Survive grayscale training")
+        self.grey_robust.setChecked(d.grey_robust)
+        self.grey_robust.setToolTip(
+            "Also optimise both perturbations through a grayscale view of each image, so a "
+            "model trained on grayscale copies still learns the shortcut. Same run time")
         form.addRow("Mode", self.mode)
         form.addRow("Label shift", self.label_offset)
+        form.addRow("", self.grey_robust)
         layout.addWidget(method)
 
         colour = QGroupBox("Colour offset limits")
@@ -245,7 +251,7 @@ class SettingsPanel(QWidget):
         values.update(
             mode=MODES[self.mode.currentText()], eps=self.eps.value() / 255,
             step_size=self.step_size.value() / 255, steps=self.steps.value(),
-            label_offset=self.label_offset.value(),
+            label_offset=self.label_offset.value(), grey_robust=self.grey_robust.isChecked(),
             architectures=tuple(n for n, b in self.arch_boxes.items() if b.isChecked()),
             checkpoints=self.checkpoints.value(), epochs=self.epochs.value(),
             surrogate_files=tuple(self.surrogate_list.item(i).text()
@@ -261,7 +267,8 @@ class SettingsPanel(QWidget):
         """Apply ProtectConfig-style values (e.g. from a settings file); unknown-to-the-panel
         keys (batch sizes, ...) are kept and passed through."""
         d = dataclasses.asdict(ProtectConfig(input_dir=Path("."), output_dir=Path(".")))
-        shown = {"mode", "eps", "step_size", "steps", "label_offset", "architectures",
+        shown = {"mode", "eps", "step_size", "steps", "label_offset", "grey_robust",
+                 "architectures",
                  "checkpoints", "epochs", "surrogate_files", "working_size", "colour",
                  "particles", "iterations", "device", "seed"}
         self._extra = {k: v for k, v in values.items()
@@ -272,6 +279,7 @@ class SettingsPanel(QWidget):
         self.step_size.setValue(float(v["step_size"]) * 255)
         self.steps.setValue(int(v["steps"]))
         self.label_offset.setValue(int(v["label_offset"]))
+        self.grey_robust.setChecked(bool(v["grey_robust"]))
         for name, box in self.arch_boxes.items():
             box.setChecked(name in v["architectures"])
         self.checkpoints.setValue(int(v["checkpoints"]))

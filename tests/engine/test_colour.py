@@ -65,3 +65,25 @@ def test_colour_search_respects_a_strict_psnr_threshold() -> None:
     result = search.search(x, 1, ensemble, torch.Generator().manual_seed(0))
     shifted = apply_offset(x, result.best[None])
     assert float(psnr(x, shifted).min()) >= 35.0 - 0.5
+
+
+def test_grey_view_weight_scores_the_grayscale_view() -> None:
+    from dune_gui.engine.colour import colour_objective
+    from dune_gui.engine.views import grey_view
+
+    models = [SurrogateMember("m", build_model("fast", 3, 16, torch.Generator().manual_seed(1))
+                              .eval(), True)]
+    ensemble = Ensemble(models, torch.device("cpu"))
+    x = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.2
+    loose = ColourConstraints(psnr_min=0.0, ssim_min=0.0, delta_e_max=1000.0)
+    offsets = torch.tensor([[0.05, -0.02, 0.01], [-0.04, 0.03, 0.0]])
+    target = torch.full((5,), 2, dtype=torch.long)
+    with torch.no_grad():
+        for weight in (0.0, 0.5, 1.0):
+            got = colour_objective(x, 2, ensemble, loose, 10.0, grey_view_weight=weight)(offsets)
+            for p, d in enumerate(offsets):
+                shifted = apply_offset(x, d[None])
+                plain = ensemble.mean_cross_entropy(shifted, target).mean()
+                grey = ensemble.mean_cross_entropy(grey_view(shifted), target).mean()
+                expected = (1 - weight) * plain + weight * grey
+                assert abs(float(got[p]) - float(expected)) < 1e-4

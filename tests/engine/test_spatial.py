@@ -59,3 +59,30 @@ def test_batch_composition_does_not_change_an_images_perturbation() -> None:
     together = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 4)
     alone = spatial_pgd(x[:1], target[:1], ensemble, 8 / 255, 2 / 255, 4)
     assert torch.allclose(together[:1], alone, atol=1e-6)
+
+
+def test_grey_view_steps_give_a_pure_luminance_perturbation() -> None:
+    # the gradient through the grayscale view is the luma weights times one grey gradient:
+    # one sign per pixel, so all three channels move together
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(4, 3, 16, 16, generator=gen) * 0.5 + 0.25  # no clipping at 0 or 1
+    target = torch.tensor([1, 2, 3, 0])
+    delta = spatial_pgd(x, target, _ensemble(), 8 / 255, 1 / 255, 5, through_grey_view=True)
+    assert delta.abs().max() <= 8 / 255 + 1e-7
+    assert (delta.abs() > 0).float().mean() > 0.9
+    # equal up to float rounding of (x + delta) - x
+    assert (delta - delta.mean(1, keepdim=True)).abs().max() < 1e-6
+
+
+def test_grey_view_steps_lower_the_targeted_loss_on_grey_images() -> None:
+    from dune_gui.engine.views import grey_view
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.rand(8, 3, 16, 16, generator=gen) * 0.5 + 0.25
+    target = torch.randint(0, 4, (8,), generator=gen)
+    ensemble = _ensemble()
+    delta = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 6, through_grey_view=True)
+    with torch.no_grad():
+        before = ensemble.mean_cross_entropy(grey_view(x), target).mean()
+        after = ensemble.mean_cross_entropy(grey_view(x + delta), target).mean()
+    assert after < before
