@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimise on the colour images only (by default both branches are "
                         "also optimised through a grayscale view, so the protection survives "
                         "training on grayscale copies)")
+    p.add_argument("--no-pgd-augment", action="store_false", dest="pgd_augment", default=None,
+                   help="plain PGD steps (by default every step scores the image through a "
+                        "random flip and 2-pixel shift, as a victim's training sees it)")
     p.add_argument("--ensemble", default=None,
                    help="surrogate architectures, comma separated, from: "
                         f"{', '.join(ARCHITECTURES)} [default {','.join(d.architectures)}]")
@@ -222,6 +225,7 @@ def config_from_args(args: argparse.Namespace) -> ProtectConfig:
                                  "colour": colour}
     simple = {"mode": "mode", "eps": "eps", "step_size": "step_size", "steps": "steps",
               "offset": "label_offset", "grey_robust": "grey_robust",
+              "pgd_augment": "pgd_augment",
               "checkpoints": "checkpoints", "epochs": "epochs",
               "working_size": "working_size", "particles": "particles",
               "iterations": "iterations", "colour_sample": "colour_sample", "device": "device",

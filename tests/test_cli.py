@@ -64,15 +64,17 @@ def test_a_manifest_is_a_settings_file_and_old_manifests_keep_their_method(
     out = tmp_path / "out"
     args = ["--ensemble", "fast", "--checkpoints", "1", "--epochs", "1", "--steps", "2",
             "--iterations", "1", "--particles", "3", "--offset", "1", "--quiet"]
-    assert main(["protect", str(src), str(out), "--no-grey-robust", *args]) == 0
+    assert main(["protect", str(src), str(out), "--no-grey-robust", "--no-pgd-augment",
+                 *args]) == 0
     capsys.readouterr()
     manifest_path = out / "manifest.json"
     assert main(["protect", str(src), str(out), "--config", str(manifest_path), "--quiet"]) == 0
     assert "0 images protected now, 6 already protected" in capsys.readouterr().out
-    # a folder protected before `grey_robust` existed: its manifest lacks the key, and its
-    # images were computed without the grayscale view
+    # a folder protected before `grey_robust` and `pgd_augment` existed: its manifest lacks
+    # the keys, and its images were computed without them
     manifest = json.loads(manifest_path.read_text())
     del manifest["config"]["method"]["grey_robust"]
+    del manifest["config"]["method"]["pgd_augment"]
     manifest_path.write_text(json.dumps(manifest))
     assert main(["protect", str(src), str(out), "--config", str(manifest_path), "--quiet"]) == 0
     assert "0 images protected now, 6 already protected" in capsys.readouterr().out

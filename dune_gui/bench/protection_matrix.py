@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--transfer-archs", default="small,mobilenet,resnet18",
                         help="victims for the transfer table (none of them is in the "
                              "surrogate ensemble; resnet18 is the paper's and ~40x slower)")
+    parser.add_argument("--peers", default="spatial,colour,lsp,ops",
+                        help="peer methods next to DUNE (comma separated; '' for none)")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -65,7 +67,7 @@ def main() -> None:
         defences = tuple(args.defences.split(","))
     matrix = evaluate(EvaluateConfig(
         clean_dir=train, protected=(("dune", protected),), test_dir=args.data / "test",
-        peers=("spatial", "colour", "lsp", "ops"), defences=defences, archs=("small",),
+        peers=tuple(p for p in args.peers.split(",") if p), defences=defences, archs=("small",),
         epochs=args.epochs, device=args.device, report_dir=args.out / "report",
         protect_settings=ablation), log=log)
     transfer = evaluate(EvaluateConfig(

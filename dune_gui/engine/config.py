@@ -34,7 +34,7 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
 
 # Method settings added after the first release, with the value that reproduces what a
 # folder protected before they existed was computed with (its manifest lacks the key).
-LEGACY_METHOD_VALUES: dict[str, Any] = {"grey_robust": False}
+LEGACY_METHOD_VALUES: dict[str, Any] = {"grey_robust": False, "pgd_augment": False}
 
 
 def with_legacy_values(method: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +55,9 @@ class ProtectConfig:
     # survives an adversary who trains on grayscale copies (the defence that strips the most
     # of a colour shortcut).
     grey_robust: bool = True
+    # PGD scores every step through a random flip and 2-pixel shift, the augmentation a
+    # victim trains with, so the perturbation keeps working on the views the victim sees.
+    pgd_augment: bool = True
     # Surrogate ensemble: every architecture contributes `checkpoints` evenly spaced
     # checkpoints of one training run of `epochs` epochs.
     architectures: tuple[str, ...] = ("fast", "vgg")
@@ -129,11 +132,11 @@ class ProtectConfig:
     # The fields that decide what the protected pixels are. A folder's protection profile
     # (manifest) is only extended by a run that agrees on all of them.
     METHOD_FIELDS: ClassVar[tuple[str, ...]] = (
-        "mode", "eps", "step_size", "steps", "label_offset", "grey_robust", "architectures",
-        "checkpoints", "epochs", "surrogate_files", "working_size", "colour", "particles",
-        "iterations", "colour_sample", "colour_bound", "colour_init", "penalty_weight",
-        "format", "quality", "keep_metadata", "strip_gps", "seed", "batch_size",
-        "train_batch_size", "learning_rate",
+        "mode", "eps", "step_size", "steps", "label_offset", "grey_robust", "pgd_augment",
+        "architectures", "checkpoints", "epochs", "surrogate_files", "working_size", "colour",
+        "particles", "iterations", "colour_sample", "colour_bound", "colour_init",
+        "penalty_weight", "format", "quality", "keep_metadata", "strip_gps", "seed",
+        "batch_size", "train_batch_size", "learning_rate",
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -64,6 +64,9 @@ from .training import checkpoint_epochs
 MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifest write
 MANIFEST_INTERVAL_S = 10.0
+# Largest shift (working-size pixels) of the flip-and-shift views PGD optimises through with
+# `pgd_augment`; victims commonly train with random crops of up to 4 px at 32 px.
+PGD_SHIFT = 2
 MANIFEST_VERSION = 1
 
 
@@ -509,7 +512,9 @@ class ProtectionJob:
                     y = targets[torch.tensor([i.label for i in ok])]
                     deltas = spatial_pgd(x.to(self.device), y.to(self.device), self.ensemble,
                                          cfg.eps, cfg.step_size, cfg.steps,
-                                         through_grey_view=cfg.grey_robust).cpu()
+                                         through_grey_view=cfg.grey_robust,
+                                         augment_shift=PGD_SHIFT if cfg.pgd_augment else 0,
+                                         seed=cfg.seed).cpu()
                 spatial_time += time.monotonic() - t0
                 self.rep.stage("spatial", start + len(batch), total)
                 t1 = time.monotonic()
@@ -608,7 +613,9 @@ class ProtectionJob:
             if cfg.mode in ("dune", "spatial"):
                 y = torch.tensor([targets[item.label]], device=self.device)
                 delta = spatial_pgd(x, y, self.ensemble, cfg.eps, cfg.step_size,
-                                    cfg.steps, through_grey_view=cfg.grey_robust)[0].cpu()
+                                    cfg.steps, through_grey_view=cfg.grey_robust,
+                                    augment_shift=PGD_SHIFT if cfg.pgd_augment else 0,
+                                    seed=cfg.seed)[0].cpu()
             offset = self.offsets[item.label] if cfg.mode in ("dune", "colour") else None
             image = decode_full(item.path, cfg.max_pixels)
             original = torch.from_numpy(image.rgb).permute(2, 0, 1)

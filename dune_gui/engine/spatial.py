@@ -22,6 +22,8 @@ def spatial_pgd(
     members: Sequence[SurrogateMember] | None = None,
     on_step: Callable[[int, float], None] | None = None,
     through_grey_view: bool = False,
+    augment_shift: int = 0,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Return delta (same shape as x, |delta| <= eps, x + delta in [0, 1]).
 
@@ -44,10 +46,13 @@ def spatial_pgd(
     lower = (x - eps).clamp_(min=0.0)
     upper = (x + eps).clamp_(max=1.0)
     x_adv = x.clone()
+    draws = torch.Generator().manual_seed(seed)
     for t in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
             view = grey_view(x_adv) if through_grey_view else x_adv
+            if augment_shift > 0:
+                view = _flip_and_shift(view, augment_shift, draws)
             loss = ensemble.mean_cross_entropy(view, target, chosen, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
         with torch.no_grad():
@@ -56,6 +61,15 @@ def spatial_pgd(
         if on_step is not None:
             on_step(t + 1, float(loss.detach()) / x.shape[0])
     return (x_adv - x).detach()
+
+
+def _flip_and_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    if bool(torch.rand(1, generator=generator) < 0.5):
+        x = x.flip(3)
+    dy, dx = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=generator))
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (shift, shift, shift, shift), mode="reflect")
+    return padded[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w]
 
 
 def upsample_delta(delta: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -75,8 +89,11 @@ class SpatialPGD:
     step_size: float = 0.5 / 255
     steps: int = 30
     through_grey_view: bool = False
+    augment_shift: int = 0
+    seed: int = 0
 
     def perturb(self, x: torch.Tensor, target: torch.Tensor, ensemble: Ensemble,
                 on_step: Callable[[int, float], None] | None = None) -> torch.Tensor:
         return spatial_pgd(x, target, ensemble, self.eps, self.step_size, self.steps,
-                           on_step=on_step, through_grey_view=self.through_grey_view)
+                           on_step=on_step, through_grey_view=self.through_grey_view,
+                           augment_shift=self.augment_shift, seed=self.seed)

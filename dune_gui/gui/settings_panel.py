@@ -103,9 +103,16 @@ class SettingsPanel(QWidget):
         self.grey_robust.setToolTip(
             "Also optimise both perturbations through a grayscale view of each image, so a "
             "model trained on grayscale copies still learns the shortcut. Same run time")
+        self.pgd_augment = QCheckBox("Optimise through flips and shifts")
+        self.pgd_augment.setChecked(d.pgd_augment)
+        self.pgd_augment.setToolTip(
+            "Each PGD step sees the image through a random flip and a shift of up to 2 "
+            "pixels, the augmentation a model's training applies, so the perturbation keeps "
+            "working on what the model sees. Same run time")
         form.addRow("Mode", self.mode)
         form.addRow("Label shift", self.label_offset)
         form.addRow("", self.grey_robust)
+        form.addRow("", self.pgd_augment)
         layout.addWidget(method)
 
         colour = QGroupBox("Colour offset limits")
@@ -252,6 +259,7 @@ class SettingsPanel(QWidget):
             mode=MODES[self.mode.currentText()], eps=self.eps.value() / 255,
             step_size=self.step_size.value() / 255, steps=self.steps.value(),
             label_offset=self.label_offset.value(), grey_robust=self.grey_robust.isChecked(),
+            pgd_augment=self.pgd_augment.isChecked(),
             architectures=tuple(n for n, b in self.arch_boxes.items() if b.isChecked()),
             checkpoints=self.checkpoints.value(), epochs=self.epochs.value(),
             surrogate_files=tuple(self.surrogate_list.item(i).text()
@@ -267,7 +275,7 @@ class SettingsPanel(QWidget):
         """Apply ProtectConfig-style values (e.g. from a settings file); unknown-to-the-panel
         keys (batch sizes, ...) are kept and passed through."""
         d = dataclasses.asdict(ProtectConfig(input_dir=Path("."), output_dir=Path(".")))
-        shown = {"mode", "eps", "step_size", "steps", "label_offset", "grey_robust",
+        shown = {"mode", "eps", "step_size", "steps", "label_offset", "grey_robust", "pgd_augment",
                  "architectures",
                  "checkpoints", "epochs", "surrogate_files", "working_size", "colour",
                  "particles", "iterations", "device", "seed"}
@@ -280,6 +288,7 @@ class SettingsPanel(QWidget):
         self.steps.setValue(int(v["steps"]))
         self.label_offset.setValue(int(v["label_offset"]))
         self.grey_robust.setChecked(bool(v["grey_robust"]))
+        self.pgd_augment.setChecked(bool(v["pgd_augment"]))
         for name, box in self.arch_boxes.items():
             box.setChecked(name in v["architectures"])
         self.checkpoints.setValue(int(v["checkpoints"]))

@@ -86,3 +86,39 @@ def test_grey_view_steps_lower_the_targeted_loss_on_grey_images() -> None:
         before = ensemble.mean_cross_entropy(grey_view(x), target).mean()
         after = ensemble.mean_cross_entropy(grey_view(x + delta), target).mean()
     assert after < before
+
+
+def test_flip_and_shift_steps_stay_in_the_ball_are_seeded_and_batch_independent() -> None:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(4, 3, 16, 16, generator=gen)
+    target = torch.tensor([0, 1, 2, 3])
+    ensemble = _ensemble()
+    eps = 8 / 255
+    together = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6, augment_shift=2, seed=3)
+    assert together.abs().max() <= eps + 1e-7
+    assert (x + together).min() >= 0 and (x + together).max() <= 1
+    alone = spatial_pgd(x[:1], target[:1], ensemble, eps, 2 / 255, 6, augment_shift=2, seed=3)
+    assert torch.allclose(together[:1], alone, atol=1e-6)
+    again = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6, augment_shift=2, seed=3)
+    assert torch.equal(together, again)
+    plain = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6)
+    assert not torch.equal(together, plain)
+
+
+def test_flip_and_shift_steps_lower_the_loss_on_augmented_views() -> None:
+    from dune_gui.engine.spatial import _flip_and_shift
+
+    gen = torch.Generator().manual_seed(6)
+    x = torch.rand(8, 3, 16, 16, generator=gen)
+    target = torch.randint(0, 4, (8,), generator=gen)
+    ensemble = _ensemble()
+    delta = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 8, augment_shift=2, seed=0)
+    views = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        for _ in range(4):
+            state = views.get_state()
+            before = ensemble.mean_cross_entropy(_flip_and_shift(x, 2, views), target).mean()
+            views.set_state(state)
+            after = ensemble.mean_cross_entropy(_flip_and_shift(x + delta, 2, views),
+                                                target).mean()
+            assert after < before

@@ -176,6 +176,7 @@ def test_settings_persist_and_files_are_read_by_the_cli(qtbot, settings_store: Q
     first.settings_panel.steps.setValue(12)
     first.settings_panel.colour_preset.setCurrentText("subtle")
     first.settings_panel.grey_robust.setChecked(False)
+    first.settings_panel.pgd_augment.setChecked(False)
     first.format.setCurrentIndex(1)
     first.save_state()
     second = MainWindow(settings_store)
@@ -186,10 +187,12 @@ def test_settings_persist_and_files_are_read_by_the_cli(qtbot, settings_store: Q
     assert second.settings_panel.psnr.value() == pytest.approx(32)
     assert second.format.currentData() == "keep"
     assert not second.settings_panel.grey_robust.isChecked()
+    assert not second.settings_panel.pgd_augment.isChecked()
     path = tmp_path / "settings.json"
     second.write_settings_file(path)
     config = ProtectConfig.load(path, input_dir=tmp_path, output_dir=tmp_path / "o")
     assert config.steps == 12 and config.format == "keep" and not config.grey_robust
+    assert not config.pgd_augment
     assert config.colour.psnr_min == pytest.approx(32)
 
 
