@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .views import LUMA
+
 UintTransform = Callable[[torch.Tensor], torch.Tensor]
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -35,7 +37,7 @@ def jpeg(images: torch.Tensor, quality: int = 10) -> torch.Tensor:
 
 
 def grayscale(images: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    weights = torch.tensor(LUMA).view(1, 3, 1, 1)
     grey = (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255)
     return grey.to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
 

@@ -47,7 +47,7 @@ from .export import (
     write_json_atomic,
 )
 from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Reporter
-from .spatial import spatial_pgd
+from .spatial import SpatialPGD
 from .surrogates import (
     Ensemble,
     SurrogateMember,
@@ -67,6 +67,8 @@ MANIFEST_INTERVAL_S = 10.0
 # Largest shift (working-size pixels) of the flip-and-shift views PGD optimises through with
 # `pgd_augment`; victims commonly train with random crops of up to 4 px at 32 px.
 PGD_SHIFT = 2
+# Share of the colour search's cross-entropy scored on the grayscale view with `grey_robust`.
+GREY_VIEW_WEIGHT = 0.5
 MANIFEST_VERSION = 1
 
 
@@ -423,7 +425,8 @@ class ProtectionJob:
         start = time.monotonic()
         search = ColourOffsetSearch(cfg.colour, cfg.particles, cfg.iterations, cfg.colour_bound,
                                     cfg.colour_init, cfg.penalty_weight,
-                                    grey_view_weight=0.5 if cfg.grey_robust else 0.0)
+                                    grey_view_weight=GREY_VIEW_WEIGHT if cfg.grey_robust
+                                    else 0.0)
         targets = target_labels(k, cfg.label_offset)
         offsets = torch.zeros(k, 3)
         total = k * cfg.iterations
@@ -510,11 +513,8 @@ class ProtectionJob:
                 if use_spatial and ok:
                     x = torch.stack([self.working[i.rel] for i in ok]).float().div_(255.0)
                     y = targets[torch.tensor([i.label for i in ok])]
-                    deltas = spatial_pgd(x.to(self.device), y.to(self.device), self.ensemble,
-                                         cfg.eps, cfg.step_size, cfg.steps,
-                                         through_grey_view=cfg.grey_robust,
-                                         augment_shift=PGD_SHIFT if cfg.pgd_augment else 0,
-                                         seed=cfg.seed).cpu()
+                    deltas = self.spatial_attack().perturb(
+                        x.to(self.device), y.to(self.device), self.ensemble).cpu()
                 spatial_time += time.monotonic() - t0
                 self.rep.stage("spatial", start + len(batch), total)
                 t1 = time.monotonic()
@@ -540,6 +540,13 @@ class ProtectionJob:
             self.write_manifest(records)
             journal.unlink(missing_ok=True)
         return written, reused
+
+    def spatial_attack(self) -> SpatialPGD:
+        """The spatial branch's hyper-parameters from the config: one place for the export
+        and the preview, so a preview shows exactly what the export writes."""
+        cfg = self.config
+        return SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
+                          augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=cfg.seed)
 
     def _class_of(self, rel: str) -> str | None:
         assert self.scan is not None
@@ -612,10 +619,7 @@ class ProtectionJob:
             delta = None
             if cfg.mode in ("dune", "spatial"):
                 y = torch.tensor([targets[item.label]], device=self.device)
-                delta = spatial_pgd(x, y, self.ensemble, cfg.eps, cfg.step_size,
-                                    cfg.steps, through_grey_view=cfg.grey_robust,
-                                    augment_shift=PGD_SHIFT if cfg.pgd_augment else 0,
-                                    seed=cfg.seed)[0].cpu()
+                delta = self.spatial_attack().perturb(x, y, self.ensemble)[0].cpu()
             offset = self.offsets[item.label] if cfg.mode in ("dune", "colour") else None
             image = decode_full(item.path, cfg.max_pixels)
             original = torch.from_numpy(image.rgb).permute(2, 0, 1)

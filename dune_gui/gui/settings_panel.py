@@ -275,10 +275,9 @@ class SettingsPanel(QWidget):
         """Apply ProtectConfig-style values (e.g. from a settings file); unknown-to-the-panel
         keys (batch sizes, ...) are kept and passed through."""
         d = dataclasses.asdict(ProtectConfig(input_dir=Path("."), output_dir=Path(".")))
-        shown = {"mode", "eps", "step_size", "steps", "label_offset", "grey_robust", "pgd_augment",
-                 "architectures",
-                 "checkpoints", "epochs", "surrogate_files", "working_size", "colour",
-                 "particles", "iterations", "device", "seed"}
+        shown = {"mode", "eps", "step_size", "steps", "label_offset", "grey_robust",
+                 "pgd_augment", "architectures", "checkpoints", "epochs", "surrogate_files",
+                 "working_size", "colour", "particles", "iterations", "device", "seed"}
         self._extra = {k: v for k, v in values.items()
                        if k in d and k not in shown and k not in ("input_dir", "output_dir")}
         v = {**d, **{k: values[k] for k in values if k in shown}}
