@@ -546,7 +546,8 @@ class ProtectionJob:
         and the preview, so a preview shows exactly what the export writes."""
         cfg = self.config
         return SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
-                          augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=cfg.seed)
+                          augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=cfg.seed,
+                          pad_to=cfg.batch_size if self.device.type == "cuda" else 0)
 
     def _class_of(self, rel: str) -> str | None:
         assert self.scan is not None

@@ -24,6 +24,7 @@ def spatial_pgd(
     through_grey_view: bool = False,
     augment_shift: int = 0,
     seed: int = 0,
+    pad_to: int = 0,
 ) -> torch.Tensor:
     """Return delta (same shape as x, |delta| <= eps, x + delta in [0, 1]).
 
@@ -38,10 +39,20 @@ def spatial_pgd(
     DUNE the class-wise colour offset already carries the chromatic shortcut; measured on
     CIFAR-10 (README), this keeps the no-defence result and takes the victim trained on
     grayscale copies from 31% to 25% (chance 10%). Same cost.
+
+    With `pad_to` a smaller batch runs padded to that many images. On CUDA the kernels
+    (and so the last bits of the gradient, and now and then a sign) depend on the batch
+    size; at one fixed size an image's perturbation no longer depends on its batch, so a
+    resumed run and the preview write the same bytes as one uninterrupted run (measured
+    on an H100: without it, one image in 72 differed after a resume).
     """
     chosen = list(members) if members is not None else ensemble.differentiable
     if not chosen:
         raise ValueError("the spatial branch needs at least one differentiable surrogate")
+    n = x.shape[0]
+    if 0 < n < pad_to:
+        x = torch.cat([x, x.new_zeros((pad_to - n, *x.shape[1:]))])
+        target = torch.cat([target, target.new_zeros(pad_to - n)])
     x = x.detach()
     lower = (x - eps).clamp_(min=0.0)
     upper = (x + eps).clamp_(max=1.0)
@@ -53,14 +64,14 @@ def spatial_pgd(
             view = grey_view(x_adv) if through_grey_view else x_adv
             if augment_shift > 0:
                 view = _flip_and_shift(view, augment_shift, draws)
-            loss = ensemble.mean_cross_entropy(view, target, chosen, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
+            per_image = ensemble.mean_cross_entropy(view, target, chosen)
+            (grad,) = torch.autograd.grad(per_image.sum(), x_adv)
         with torch.no_grad():
             x_adv = x_adv.detach() - step_size * grad.sign()
             x_adv = torch.minimum(torch.maximum(x_adv, lower), upper)
         if on_step is not None:
-            on_step(t + 1, float(loss.detach()) / x.shape[0])
-    return (x_adv - x).detach()
+            on_step(t + 1, float(per_image[:n].detach().mean()))
+    return (x_adv - x).detach()[:n]
 
 
 def _flip_and_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -91,9 +102,11 @@ class SpatialPGD:
     through_grey_view: bool = False
     augment_shift: int = 0
     seed: int = 0
+    pad_to: int = 0
 
     def perturb(self, x: torch.Tensor, target: torch.Tensor, ensemble: Ensemble,
                 on_step: Callable[[int, float], None] | None = None) -> torch.Tensor:
         return spatial_pgd(x, target, ensemble, self.eps, self.step_size, self.steps,
                            on_step=on_step, through_grey_view=self.through_grey_view,
-                           augment_shift=self.augment_shift, seed=self.seed)
+                           augment_shift=self.augment_shift, seed=self.seed,
+                           pad_to=self.pad_to)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from dune_gui.engine import ProtectConfig, protect
 from dune_gui.engine.models import build_model
-from dune_gui.engine.spatial import spatial_pgd
+from dune_gui.engine.spatial import SpatialPGD, spatial_pgd
 from dune_gui.engine.surrogates import Ensemble, SurrogateMember
 from tests.conftest import tiny_settings
 
@@ -77,3 +77,16 @@ def test_protect_on_cuda_keeps_the_invariants(labeled_folder: Path, tmp_path: Pa
         unclipped = ((pa + offset > 5) & (pa + offset < 250)).all(axis=2)
         # spatial part within eps (4/255) around the class's colour offset, plus rounding
         assert np.abs(pb - pa - offset)[unclipped].max() <= 4 + 2
+
+
+def test_a_fixed_batch_size_makes_an_images_perturbation_independent_of_its_batch() -> None:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(12, 3, 32, 32, generator=gen).to(CUDA)
+    target = torch.randint(0, 4, (12,), generator=gen).to(CUDA)
+    ensemble = _ensemble(CUDA, members=3)
+    pgd = SpatialPGD(8 / 255, 2 / 255, 10, through_grey_view=True, augment_shift=2, pad_to=16)
+    whole = pgd.perturb(x, target, ensemble)
+    tail = pgd.perturb(x[5:], target[5:], ensemble)  # a resumed run: other batch, other slots
+    single = pgd.perturb(x[7:8], target[7:8], ensemble)  # the preview
+    assert torch.equal(whole[5:], tail)
+    assert torch.equal(whole[7:8], single)

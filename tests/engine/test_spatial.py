@@ -122,3 +122,20 @@ def test_flip_and_shift_steps_lower_the_loss_on_augmented_views() -> None:
             after = ensemble.mean_cross_entropy(_flip_and_shift(x + delta, 2, views),
                                                 target).mean()
             assert after < before
+
+
+def test_padding_to_a_fixed_batch_size_returns_the_real_images_only() -> None:
+    gen = torch.Generator().manual_seed(4)
+    x = torch.rand(3, 3, 16, 16, generator=gen)
+    target = torch.tensor([0, 1, 2])
+    ensemble = _ensemble()
+    losses: list[float] = []
+    padded = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 3, pad_to=8,
+                         on_step=lambda t, loss: losses.append(loss))
+    plain = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 3)
+    assert padded.shape == x.shape
+    torch.testing.assert_close(padded, plain, rtol=0, atol=0)  # the CPU is batch-independent
+    with torch.no_grad():
+        start = ensemble.mean_cross_entropy(x, target).mean()
+    # the loss reported after step 1 is measured before step 1 moved x: real images only
+    assert abs(losses[0] - float(start)) < 1e-4
