@@ -50,6 +50,8 @@ class EvaluateConfig:
     report_dir: Path | None = None
     # Settings used to generate the ablation peers (spatial / colour) on clean_dir.
     protect_settings: dict[str, Any] = field(default_factory=dict)
+    # Distortion budget of the LSP peer (PSNR of its pattern, dB): DUNE's colour floor.
+    lsp_psnr: float = 20.0
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.defences if d not in DEFENCES]
@@ -185,7 +187,8 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     peer_gen = torch.Generator().manual_seed(config.seed + 17)
     for peer in config.peers:
         if peer == "lsp":
-            images = apply_lsp(clean_train.images, clean_train.labels, k, peer_gen)
+            images = apply_lsp(clean_train.images, clean_train.labels, k, peer_gen,
+                               psnr=config.lsp_psnr)
         elif peer == "ops":
             images = apply_ops(clean_train.images, clean_train.labels, k)
         else:
@@ -280,6 +283,8 @@ def markdown_table(report: EvaluationReport) -> str:
                   "| train set | " + " | ".join(defences) + " | mean |",
                   "|---" * (len(defences) + 2) + "|"]
         for train in trains:
+            if not any(r["train"] == train and r["arch"] == arch for r in report.runs):
+                continue  # e.g. a transfer victim trained on some sets only
             cells = []
             values = []
             for d in defences:

@@ -81,9 +81,12 @@ def test_coin_indices_stay_in_range_on_many_draws() -> None:
 
 
 def test_lsp_patterns_are_classwise_and_bounded() -> None:
-    p = lsp_patterns(3, 32, torch.Generator().manual_seed(0))
+    p = lsp_patterns(3, 32, torch.Generator().manual_seed(0), psnr=20.0)
     assert p.shape == (3, 3, 32, 32)
-    assert torch.allclose(p.flatten(1).norm(dim=1), torch.full((3,), 6.0), atol=1e-4)
+    mse = p.pow(2).flatten(1).mean(1)
+    torch.testing.assert_close(-10 * torch.log10(mse), torch.full((3,), 20.0))
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert not torch.allclose(p[a], p[b])  # one pattern per class
     x = _images(6, 32)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     out = apply_lsp(x, labels, 3, torch.Generator().manual_seed(0))
