@@ -324,9 +324,6 @@ def plot_report(report: EvaluationReport, path: Path) -> None:
         y = top + plot_h * (1 - tick / 100)
         draw.line([(left, y), (width - right, y)], fill=(225, 225, 225))
         draw.text((8, y - 7), f"{tick}%", fill="black", font=font)
-    chance_y = top + plot_h * (1 - report.chance)
-    draw.line([(left, chance_y), (width - right, chance_y)], fill=(0, 0, 0), width=1)
-    draw.text((width - right - 60, chance_y - 16), "chance", fill="black", font=font)
     group_w = (width - left - right) / max(1, len(defences))
     bar_w = group_w * 0.8 / max(1, len(trains))
     for gi, d in enumerate(defences):
@@ -341,6 +338,10 @@ def plot_report(report: EvaluationReport, path: Path) -> None:
             draw.rectangle([xa, top + plot_h * (1 - acc), xa + bar_w - 2, top + plot_h],
                            fill=palette[ti % len(palette)])
         draw.text((x0, top + plot_h + 6), d[:16], fill="black", font=font)
+    # drawn over the bars, labelled in the axis margin, so neither hides the other
+    chance_y = top + plot_h * (1 - report.chance)
+    draw.line([(left, chance_y), (width - right, chance_y)], fill=(0, 0, 0), width=1)
+    draw.text((8, chance_y + 4), "chance", fill="black", font=font)
     for ti, t in enumerate(trains):
         lx = left + (ti % 4) * 150
         ly = height - 60 + (ti // 4) * 20
