@@ -105,14 +105,13 @@ class Ensemble:
         return torch.stack(outs)
 
     def mean_cross_entropy(self, x: torch.Tensor, target: torch.Tensor,
-                           members: Sequence[SurrogateMember] | None = None,
-                           reduction: str = "none") -> torch.Tensor:
+                           members: Sequence[SurrogateMember] | None = None
+                           ) -> torch.Tensor:
         """Per-image cross-entropy toward `target`, averaged over members."""
         logits = self.logits(x, members)
         m, n, k = logits.shape
         ce = F.cross_entropy(logits.reshape(m * n, k), target.repeat(m), reduction="none")
-        per_image = ce.view(m, n).mean(0)
-        return per_image.sum() if reduction == "sum" else per_image
+        return ce.view(m, n).mean(0)
 
     @torch.inference_mode()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
