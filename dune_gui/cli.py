@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     from .engine.defences import DEFENCES
-    from .engine.evaluation import PEERS, EvaluateConfig
+    from .engine.evaluation import DEFAULT_LSP_PSNR, PEERS, EvaluateConfig
 
     d = EvaluateConfig(clean_dir=Path("."))
     p = sub.add_parser(
@@ -161,8 +161,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help=f"peer methods generated on --clean, comma separated: {', '.join(PEERS)}")
     p.add_argument("--lsp-psnr", type=float, default=None,
                    help="distortion budget of the LSP peer as a PSNR in dB (default: the "
-                        "colour preset's PSNR floor of the DUNE run, else "
-                        f"{d.lsp_psnr:g})")
+                        "PSNR floor of the DUNE run's colour preset, else "
+                        f"{DEFAULT_LSP_PSNR:g})")
     p.add_argument("--protect-config", type=Path, default=None,
                    help="settings (JSON or manifest) for generating the spatial/colour "
                         "ablations; default: the first --train folder's manifest")
@@ -199,9 +199,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         defences=defences, archs=tuple(x.strip() for x in args.arch.split(",") if x.strip()),
         epochs=args.epochs, seed=args.seed, working_size=args.working_size,
         holdout=args.holdout, device=args.device, report_dir=args.report,
-        protect_settings=settings,
-        lsp_psnr=args.lsp_psnr if args.lsp_psnr is not None
-        else settings.get("colour", {}).get("psnr_min", EvaluateConfig.lsp_psnr))
+        protect_settings=settings, lsp_psnr=args.lsp_psnr)
     printer = ProgressPrinter(sys.stderr, args.quiet)
     token = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())

@@ -30,6 +30,7 @@ from .training import random_crop_flip, train_classifier
 TRAINING_FREE_PEERS = ("lsp", "ops")
 ABLATION_PEERS = ("spatial", "colour")
 PEERS = TRAINING_FREE_PEERS + ABLATION_PEERS
+DEFAULT_LSP_PSNR = 20.0  # the strong colour preset's floor (the paper's constraint)
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,15 @@ class EvaluateConfig:
     report_dir: Path | None = None
     # Settings used to generate the ablation peers (spatial / colour) on clean_dir.
     protect_settings: dict[str, Any] = field(default_factory=dict)
-    # Distortion budget of the LSP peer (PSNR of its pattern, dB): DUNE's colour floor.
-    lsp_psnr: float = 20.0
+    # Distortion budget of the LSP peer (PSNR of its pattern, dB). None: the PSNR floor of
+    # the colour preset in protect_settings (DUNE's own budget), else the strong preset's.
+    lsp_psnr: float | None = None
+
+    def lsp_budget(self) -> float:
+        if self.lsp_psnr is not None:
+            return self.lsp_psnr
+        colour = self.protect_settings.get("colour") or {}
+        return float(colour.get("psnr_min", DEFAULT_LSP_PSNR))
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.defences if d not in DEFENCES]
@@ -188,7 +196,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     for peer in config.peers:
         if peer == "lsp":
             images = apply_lsp(clean_train.images, clean_train.labels, k, peer_gen,
-                               psnr=config.lsp_psnr)
+                               psnr=config.lsp_budget())
         elif peer == "ops":
             images = apply_ops(clean_train.images, clean_train.labels, k)
         else:

@@ -47,7 +47,8 @@ class VerifyPanel(QWidget):
         peers = QGroupBox("Compare with")
         row = QHBoxLayout(peers)
         self.peer_boxes: dict[str, QCheckBox] = {}
-        tips = {"lsp": "LSP: class-wise linearly separable patches",
+        tips = {"lsp": "LSP: class-wise linearly separable patches, as strong as your colour "
+                       "preset allows (same PSNR)",
                 "ops": "OPS: one-pixel shortcut", "spatial": "DUNE spatial branch only",
                 "colour": "DUNE colour branch only"}
         for name in PEERS:

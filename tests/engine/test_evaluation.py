@@ -155,3 +155,11 @@ def test_unknown_names_are_refused(tmp_path: Path) -> None:
         EvaluateConfig(clean_dir=tmp_path, defences=("magic",))
     with pytest.raises(ValueError, match="unknown peer"):
         EvaluateConfig(clean_dir=tmp_path, peers=("fawkes",))
+
+
+def test_lsp_gets_the_psnr_budget_of_the_dune_runs_colour_preset(tmp_path: Path) -> None:
+    subtle = {"colour": {"psnr_min": 32.0, "ssim_min": 0.95, "delta_e_max": 3.0}}
+    assert EvaluateConfig(clean_dir=tmp_path, protect_settings=subtle).lsp_budget() == 32.0
+    assert EvaluateConfig(clean_dir=tmp_path).lsp_budget() == 20.0
+    assert EvaluateConfig(clean_dir=tmp_path, protect_settings=subtle,
+                          lsp_psnr=25.0).lsp_budget() == 25.0
