@@ -230,7 +230,8 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
             raise
         status = "cancelled"
     settings = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    settings.update({"classes": classes, "train_images": len(clean_train.keys),
+    settings.update({"lsp_psnr": config.lsp_budget(),
+                     "classes": classes, "train_images": len(clean_train.keys),
                      "test_images": len(test.keys), "device": str(device),
                      "seconds": round(time.monotonic() - started, 1)})
     report = EvaluationReport(1.0 / k, settings, runs, status, notes)

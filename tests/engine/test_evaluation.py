@@ -143,6 +143,7 @@ def test_shortcut_victim_scores_near_chance_and_report_is_complete(tmp_path: Pat
     with Image.open(report_dir / "report.png") as png:
         assert png.size[0] >= 640
     assert data["notes"] and "held out" in data["notes"][0]
+    assert data["settings"]["lsp_psnr"] == 20.0  # the budget LSP actually got
 
 
 def test_every_defence_is_registered() -> None:
