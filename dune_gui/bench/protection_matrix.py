@@ -54,9 +54,10 @@ def main() -> None:
                     cache_dir=args.out / "cache")
     protected = args.out / "dune"
     t0 = time.monotonic()
-    result = protect(ProtectConfig(input_dir=train, output_dir=protected, **settings), log=log)
+    dune_config = ProtectConfig(input_dir=train, output_dir=protected, **settings)
+    result = protect(dune_config, log=log)
     protect_s = time.monotonic() - t0
-    method = ProtectConfig(input_dir=train, output_dir=protected, **settings).to_dict()
+    method = dune_config.to_dict()
     ablation = {k: method[k] for k in ProtectConfig.METHOD_FIELDS if k != "mode"}
     ablation.update(cache_dir=args.out / "cache", device=args.device)
     if args.defences == "all":

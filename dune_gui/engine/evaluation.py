@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .config import ProtectConfig
+from .config import COLOUR_PRESETS, ProtectConfig
 from .data import FolderError, ImageError, decode_working, scan_folder
 from .defences import DEFENCES, Defence, adversarial_examples
 from .export import write_json_atomic
@@ -30,7 +30,8 @@ from .training import random_crop_flip, train_classifier
 TRAINING_FREE_PEERS = ("lsp", "ops")
 ABLATION_PEERS = ("spatial", "colour")
 PEERS = TRAINING_FREE_PEERS + ABLATION_PEERS
-DEFAULT_LSP_PSNR = 20.0  # the strong colour preset's floor (the paper's constraint)
+# the strong colour preset's floor (the paper's constraint), for runs without DUNE settings
+DEFAULT_LSP_PSNR = COLOUR_PRESETS["strong"].psnr_min
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 
 def lsp_patterns(num_classes: int, size: int, generator: torch.Generator,
-                 patch: int | None = None, psnr: float = 20.0) -> torch.Tensor:
+                 psnr: float, patch: int | None = None) -> torch.Tensor:
     """LSP (Yu et al., 2022): per class a grid of constant-colour patches, each colour drawn
     at random, scaled so that the pattern alone has the given PSNR (an L2 norm of
     sqrt(3 R^2 10^(-psnr/10)): 5.54 at 32x32 and 20 dB). The budget is a PSNR so that LSP
@@ -30,8 +30,8 @@ def lsp_patterns(num_classes: int, size: int, generator: torch.Generator,
 
 
 def apply_lsp(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-              generator: torch.Generator, psnr: float = 20.0) -> torch.Tensor:
-    patterns = lsp_patterns(num_classes, images.shape[-1], generator, psnr=psnr)
+              generator: torch.Generator, psnr: float) -> torch.Tensor:
+    patterns = lsp_patterns(num_classes, images.shape[-1], generator, psnr)
     x = images.float() / 255 + patterns[labels]
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 

@@ -89,7 +89,7 @@ def test_lsp_patterns_are_classwise_and_bounded() -> None:
         assert not torch.allclose(p[a], p[b])  # one pattern per class
     x = _images(6, 32)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    out = apply_lsp(x, labels, 3, torch.Generator().manual_seed(0))
+    out = apply_lsp(x, labels, 3, torch.Generator().manual_seed(0), psnr=20.0)
     assert out.shape == x.shape
 
 
