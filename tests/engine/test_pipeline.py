@@ -36,6 +36,12 @@ def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _new_file_mode() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _pixels(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.int16)
@@ -90,6 +96,8 @@ def test_full_run_keeps_layout_size_mode_and_input(mixed_folder: Path, tmp_path:
                 assert a.getchannel("A").tobytes() == b.getchannel("A").tobytes()
         for metric in ("psnr", "ssim", "delta_e"):
             assert isinstance(rec[metric], float)
+        assert dst.stat().st_mode & 0o777 == _new_file_mode()  # publishable, not private
+    assert (out / "manifest.json").stat().st_mode & 0o777 == _new_file_mode()
     assert not list(out.rglob("*.part"))
     stages = {e.stage for e in events}
     assert {"scan", "surrogates", "colour", "spatial", "export"} <= stages
