@@ -65,8 +65,10 @@ class VerifyPanel(QWidget):
                              "is the paper's victim")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 300)
-        self.epochs.setValue(20)
-        self.epochs.setToolTip("Victim training epochs")
+        self.epochs.setValue(30)
+        self.epochs.setToolTip("Victim training epochs. Fewer finish sooner but leave the "
+                               "victim under-trained, which flatters the protection "
+                               "(CIFAR-10, 2,000 images: 13.4% at 15 epochs, 15.8% at 30)")
         self.run = QPushButton("Run verification")
         self.run.setToolTip("Needs a finished protected output folder")
         self.run.clicked.connect(self.run_requested)
