@@ -44,3 +44,10 @@ def tiny_settings(**overrides: object) -> dict[str, object]:
     )
     settings.update(overrides)
     return settings
+
+
+def new_file_mode() -> int:
+    """The permission bits a newly created file gets in this process (0666 less umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

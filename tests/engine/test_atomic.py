@@ -8,12 +8,7 @@ from pathlib import Path
 import pytest
 
 from dune_gui.engine.atomic import atomic_write
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+from tests.conftest import new_file_mode
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
@@ -22,7 +17,7 @@ def test_new_file_gets_the_umask_mode_not_a_private_one(tmp_path: Path) -> None:
     with atomic_write(path) as fh:
         fh.write(b"data")
     assert path.read_bytes() == b"data"
-    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert path.stat().st_mode & 0o777 == new_file_mode()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")

@@ -20,7 +20,7 @@ from dune_gui.engine import (
     ProtectConfig,
     protect,
 )
-from tests.conftest import make_labeled_folder, tiny_settings
+from tests.conftest import make_labeled_folder, new_file_mode, tiny_settings
 
 
 def _config(src: Path, dst: Path, **kw: object) -> ProtectConfig:
@@ -34,12 +34,6 @@ def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
             out[str(p.relative_to(folder))] = (hashlib.sha256(p.read_bytes()).hexdigest(),
                                                p.stat().st_mtime_ns)
     return out
-
-
-def _new_file_mode() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -96,8 +90,8 @@ def test_full_run_keeps_layout_size_mode_and_input(mixed_folder: Path, tmp_path:
                 assert a.getchannel("A").tobytes() == b.getchannel("A").tobytes()
         for metric in ("psnr", "ssim", "delta_e"):
             assert isinstance(rec[metric], float)
-        assert dst.stat().st_mode & 0o777 == _new_file_mode()  # publishable, not private
-    assert (out / "manifest.json").stat().st_mode & 0o777 == _new_file_mode()
+        assert dst.stat().st_mode & 0o777 == new_file_mode()  # publishable, not private
+    assert (out / "manifest.json").stat().st_mode & 0o777 == new_file_mode()
     assert not list(out.rglob("*.part"))
     stages = {e.stage for e in events}
     assert {"scan", "surrogates", "colour", "spatial", "export"} <= stages
