@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,11 +22,10 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     half-written file never appears under the final name; on any error the temporary is
     removed and the old file (if any) is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = _create_temporary(path.parent)
     try:
-        # mkstemp creates the file private (0600); protected images are made to be
-        # published, so they get the mode any other program would give a new file
-        os.chmod(tmp, _final_mode(path))
+        with suppress(FileNotFoundError):  # a replaced file keeps the mode its owner gave it
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
@@ -38,24 +37,15 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
-def _final_mode(path: Path) -> int:
-    """The mode `path` has now (a replaced file keeps it), else 0666 less the umask."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    # Linux reports the umask without changing it; elsewhere it can only be read by
-    # setting it, which is briefly visible to other threads, hence the /proc path first
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _create_temporary(folder: Path) -> tuple[int, str]:
+    """Like tempfile.mkstemp, but created 0666 so the kernel applies the umask: outputs get
+    the mode any other program would give a new file, not mkstemp's private 0600, which
+    would keep a web server or a second user from the images a user means to publish."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(folder / f"{TEMP_PREFIX}{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
