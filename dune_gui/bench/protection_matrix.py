@@ -1,6 +1,6 @@
 """Benchmark: the full verification matrix on CIFAR-10 at a CPU-feasible scale.
 
-    python -m dune_gui.bench.protection_matrix --per-class 200 --epochs 30 --out bench-out
+    python -m dune_gui.bench.protection_matrix --per-class 200 --epochs 30 --eps 16 --out bench-out
 
 1. copies `per-class` training images per class from ../shared/data/cifar10/train;
 2. protects them with DUNE (real engine, surrogates trained on that subset);
@@ -35,8 +35,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30,
                         help="victim epochs (at 30 a small CNN on 2,000 images is within ~2 points "
                              "of where longer training takes it)")
+    parser.add_argument("--eps", type=float, default=16.0,
+                        help="spatial budget in /255 (16 = the app's Strong preset: with the "
+                             "strong colour preset DUNE's images then have LSP's 20 dB PSNR)")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--step-size", type=float, default=2 / 255)
+    parser.add_argument("--step-size", type=float, default=None,
+                        help="PGD step in /255 (default eps / 4: 10 steps reach the boundary "
+                             "with room to move along it)")
     parser.add_argument("--defences", default="all",
                         help="comma separated, 'all', or 'all-but-adv' (adversarial training "
                              "costs 8x)")
@@ -52,8 +57,9 @@ def main() -> None:
     train = args.out / "train"
     if not train.exists():
         subset(args.data / "train", train, args.per_class)
-    settings = dict(steps=args.steps, step_size=args.step_size, device=args.device,
-                    cache_dir=args.out / "cache")
+    step_size = args.eps / 4 if args.step_size is None else args.step_size
+    settings = dict(eps=args.eps / 255, steps=args.steps, step_size=step_size / 255,
+                    device=args.device, cache_dir=args.out / "cache")
     protected = args.out / "dune"
     t0 = time.monotonic()
     dune_config = ProtectConfig(input_dir=train, output_dir=protected, **settings)
@@ -78,6 +84,7 @@ def main() -> None:
         defences=("none",), archs=tuple(args.transfer_archs.split(",")), epochs=args.epochs,
         device=args.device, report_dir=args.out / "transfer"), log=log)
     summary = {"per_class": args.per_class, "victim_epochs": args.epochs,
+               "eps_255": args.eps, "step_size_255": step_size, "steps": args.steps,
                "defences": list(defences),
                "protect_seconds": round(protect_s), "protect_timings": result.timings,
                "total_seconds": round(time.monotonic() - start)}
