@@ -266,6 +266,15 @@ class ProtectionJob:
         self.scan = scan
         self.timings["scan"] = time.monotonic() - start
         self.rep.info(f"{len(usable)} images in {k} classes; {len(self.skipped)} files skipped")
+        cfg = self.config
+        if cfg.mode != "colour" and cfg.steps * cfg.step_size < cfg.eps * (1 - 1e-6):
+            # e.g. the 16/255 budget with the paper's 30 steps of 0.5/255: the sign steps
+            # cannot travel further than 15/255, so the larger budget buys nothing
+            self.rep.warning(
+                f"{cfg.steps} steps of {cfg.step_size * 255:g}/255 reach at most "
+                f"{cfg.steps * cfg.step_size * 255:g}/255, less than the budget of "
+                f"{cfg.eps * 255:g}/255: raise the step size (eps / 16 at 30 steps, eps / 4 "
+                "at 10) or the perturbation will not use its budget")
 
     def _load_profile(self, scan: FolderScan) -> dict[str, Any] | None:
         path = self.config.output_dir / MANIFEST_NAME

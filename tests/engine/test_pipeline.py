@@ -101,12 +101,24 @@ def test_full_run_keeps_layout_size_mode_and_input(mixed_folder: Path, tmp_path:
 
 def test_spatial_mode_stays_within_eps(labeled_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    protect(_config(labeled_folder, out, mode="spatial", eps=4 / 255, step_size=2 / 255))
+    warnings: list[str] = []
+    protect(_config(labeled_folder, out, mode="spatial", eps=4 / 255, step_size=2 / 255),
+            log=lambda e: warnings.append(e.message) if e.level == "warning" else None)
+    assert not any("budget" in w for w in warnings)  # 3 steps of 2/255 reach 4/255
     for src in labeled_folder.rglob("*.jpg"):
         dst = out / src.relative_to(labeled_folder).with_suffix(".png")
         diff = np.abs(_pixels(dst) - _pixels(src))
         assert diff.max() <= 4  # eps = 4/255 and rounding of 8-bit sources
         assert diff.max() > 0
+
+
+def test_steps_that_cannot_reach_the_budget_are_warned_about(labeled_folder: Path,
+                                                             tmp_path: Path) -> None:
+    warnings: list[str] = []
+    protect(_config(labeled_folder, tmp_path / "out", mode="spatial", eps=16 / 255,
+                    steps=3, step_size=2 / 255),
+            log=lambda e: warnings.append(e.message) if e.level == "warning" else None)
+    assert any("reach at most 6/255, less than the budget of 16/255" in w for w in warnings)
 
 
 def test_colour_offset_is_identical_within_a_class(labeled_folder: Path, tmp_path: Path) -> None:
