@@ -27,8 +27,13 @@ from ..engine import ARCHITECTURES, COLOUR_PRESETS, ColourConstraints, ProtectCo
 
 BUDGET_PRESETS = {
     "Light": (4.0, "4/255: hardest to see; weaker against JPEG and noise defences"),
-    "Standard": (8.0, "8/255: the paper's budget; invisible on most photos at normal size"),
-    "Strong": (16.0, "16/255: most robust; faint grain visible on flat areas"),
+    "Standard": (8.0, "8/255: the paper's budget; invisible on most photos at normal size. "
+                      "Measured on CIFAR-10: a model trained on the copies 16% on clean "
+                      "images (chance 10%), 31% if it normalises each image's colours"),
+    "Strong": (16.0, "16/255: faint grain visible on flat areas. With the strong colour "
+                     "preset as much distortion as LSP's patches (20 dB) and the strongest "
+                     "protection measured: CIFAR-10 models at chance, at most 25% under "
+                     "every defence tried"),
 }
 COLOUR_TEXT = {
     "subtle": "barely visible cast; the colour shortcut is weakest",
@@ -214,7 +219,10 @@ class SettingsPanel(QWidget):
     # ---- presets ---------------------------------------------------------------------
     def _apply_budget_preset(self, name: str) -> None:
         if name in BUDGET_PRESETS:
-            self.eps.setValue(BUDGET_PRESETS[name][0])
+            before, after = self.eps.value(), BUDGET_PRESETS[name][0]
+            self.eps.setValue(after)
+            # the step keeps its fraction of the budget: 30 steps of 0.5/255 cannot use 16/255
+            self.step_size.setValue(self.step_size.value() * after / before)
         self._sync_budget_preset()
 
     def _sync_budget_preset(self) -> None:

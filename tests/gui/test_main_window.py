@@ -227,3 +227,19 @@ def test_every_setting_has_a_tooltip(window: MainWindow) -> None:
     assert not missing
 
 
+
+
+def test_a_budget_preset_scales_the_step_with_the_budget(qtbot, settings_store: QSettings,
+                                                         errors: list[str]) -> None:
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    panel = window.settings_panel
+    assert (panel.eps.value(), panel.step_size.value()) == pytest.approx((8, 0.5))
+    panel.budget_preset.setCurrentText("Strong")
+    assert (panel.eps.value(), panel.step_size.value()) == pytest.approx((16, 1.0))
+    assert panel.steps.value() * panel.step_size.value() >= panel.eps.value()
+    panel.budget_preset.setCurrentText("Light")
+    assert (panel.eps.value(), panel.step_size.value()) == pytest.approx((4, 0.25))
+    panel.eps.setValue(6)  # a custom budget leaves the step as the user set it
+    assert panel.budget_preset.currentText() == "Custom"
+    assert panel.step_size.value() == pytest.approx(0.25)
