@@ -227,8 +227,6 @@ def test_every_setting_has_a_tooltip(window: MainWindow) -> None:
     assert not missing
 
 
-
-
 def test_a_budget_preset_scales_the_step_with_the_budget(qtbot, settings_store: QSettings,
                                                          errors: list[str]) -> None:
     window = MainWindow(settings_store)
