@@ -193,7 +193,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     for name, folder in config.protected:
         data, _ = load_labeled(folder, classes, size, reporter)
         train_sets.append((name, _without(data, held_out)))
-    peer_gen = torch.Generator().manual_seed(config.seed + 17)
+    peer_gen = peer_generator(config.seed)
     for peer in config.peers:
         if peer == "lsp":
             images = apply_lsp(clean_train.images, clean_train.labels, k, peer_gen,
@@ -239,6 +239,12 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     if config.report_dir is not None:
         write_report(report, config.report_dir)
     return report
+
+
+def peer_generator(seed: int) -> torch.Generator:
+    """The random source of the training-free peers (LSP's patterns) for a run's seed, so
+    a picture or a script can regenerate exactly the peer a report measured."""
+    return torch.Generator().manual_seed(seed + 17)
 
 
 def _ablation(config: EvaluateConfig, mode: str, clean_train: LabeledTensors,
