@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta-e-max", type=float, default=None,
                    help=f"maximum mean CIEDE2000 colour difference [default "
                         f"{d.colour.delta_e_max}]")
+    p.add_argument("--colour-grid", type=int, default=None, metavar="G",
+                   help="1: one RGB offset per class (the paper's); G > 1: a G x G field of "
+                        "offsets per class, much stronger against JPEG, blur and COIN "
+                        f"defences (README) [default {d.colour_grid}]")
     p.add_argument("--particles", type=int, default=None,
                    help=f"colour search particles [default {d.particles}]")
     p.add_argument("--iterations", type=int, default=None,
@@ -232,6 +236,7 @@ def config_from_args(args: argparse.Namespace) -> ProtectConfig:
               "pgd_augment": "pgd_augment",
               "checkpoints": "checkpoints", "epochs": "epochs",
               "working_size": "working_size", "particles": "particles",
+              "colour_grid": "colour_grid",
               "iterations": "iterations", "colour_sample": "colour_sample", "device": "device",
               "seed": "seed", "format": "format", "quality": "quality",
               "keep_metadata": "keep_metadata", "strip_gps": "strip_gps",

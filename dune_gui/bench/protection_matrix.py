@@ -42,6 +42,12 @@ def main() -> None:
     parser.add_argument("--step-size", type=float, default=None,
                         help="PGD step in /255 (default eps / 4: 10 steps reach the boundary "
                              "with room to move along it)")
+    parser.add_argument("--colour-grid", type=int, default=2,
+                        help="G x G colour field per class (1 = the paper's single offset; 2 "
+                             "is what the README's tables measure)")
+    parser.add_argument("--lsp-psnr", type=float, default=None,
+                        help="LSP's distortion budget in dB [default: the colour preset's "
+                             "PSNR floor]; set it so that LSP's images get DUNE's measured PSNR")
     parser.add_argument("--defences", default="all",
                         help="comma separated, 'all', or 'all-but-adv' (adversarial training "
                              "costs 8x)")
@@ -59,7 +65,8 @@ def main() -> None:
         subset(args.data / "train", train, args.per_class)
     step_size = args.eps / 4 if args.step_size is None else args.step_size
     settings = dict(eps=args.eps / 255, steps=args.steps, step_size=step_size / 255,
-                    device=args.device, cache_dir=args.out / "cache")
+                    colour_grid=args.colour_grid, device=args.device,
+                    cache_dir=args.out / "cache")
     protected = args.out / "dune"
     t0 = time.monotonic()
     dune_config = ProtectConfig(input_dir=train, output_dir=protected, **settings)
@@ -78,13 +85,14 @@ def main() -> None:
         clean_dir=train, protected=(("dune", protected),), test_dir=args.data / "test",
         peers=tuple(p for p in args.peers.split(",") if p), defences=defences, archs=("small",),
         epochs=args.epochs, device=args.device, report_dir=args.out / "report",
-        protect_settings=ablation), log=log)
+        protect_settings=ablation, lsp_psnr=args.lsp_psnr), log=log)
     transfer = evaluate(EvaluateConfig(
         clean_dir=train, protected=(("dune", protected),), test_dir=args.data / "test",
         defences=("none",), archs=tuple(args.transfer_archs.split(",")), epochs=args.epochs,
         device=args.device, report_dir=args.out / "transfer"), log=log)
     summary = {"per_class": args.per_class, "victim_epochs": args.epochs,
                "eps_255": args.eps, "step_size_255": step_size, "steps": args.steps,
+               "colour_grid": args.colour_grid, "lsp_psnr": args.lsp_psnr,
                "defences": list(defences),
                "protect_seconds": round(protect_s), "protect_timings": result.timings,
                "total_seconds": round(time.monotonic() - start)}

@@ -1,5 +1,11 @@
 """Colour branch: one RGB offset per class, found by particle swarm optimisation.
 
+The offset is either the spec's three numbers (added to every pixel) or, with `grid` G > 1, a
+smooth field: G x G RGB offsets pinned to a grid spanning the image corner to corner and
+interpolated bilinearly in between (3 G^2 numbers per class, still identical for every image
+of the class). A 2 x 2 field is a different cast in each corner blending across the image,
+which reads like uneven lighting rather than a pattern.
+
 Fixes the reference's defects (see the spec): the global best is a copy, not a view of a
 moving particle; cognitive/social coefficients are random per particle and dimension;
 positions and velocities are bounded; each candidate is scored on a random sample of the
@@ -8,10 +14,12 @@ class rather than its first batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .config import ColourConstraints
 from .metrics import delta_e2000, psnr, ssim
@@ -74,9 +82,44 @@ def particle_swarm_minimise(
     return SwarmResult(global_best, global_value, history)
 
 
+def offset_grid(values: int) -> int:
+    """G of an offset of 3 G^2 numbers (1 for the spec's plain RGB offset)."""
+    grid = math.isqrt(values // 3)
+    if values < 3 or 3 * grid * grid != values:
+        raise ValueError(f"a colour offset has 3 x G x G values, not {values}")
+    return grid
+
+
+def expand_offsets(offsets: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """P x 3G^2 offsets -> P x 3 x H x W. The G x G grid points sit on the image's corners
+    and edges (align_corners), so a field looks the same at any image size, and bilinear
+    interpolation keeps every pixel's offset within the range of the grid values.
+
+    Screened on CIFAR-10 against constant cells (nearest-neighbour): the cells protected 1-2
+    points better under JPEG, blur and COIN, but their borders cut through the picture."""
+    grid = offset_grid(offsets.shape[-1])
+    points = offsets.reshape(-1, 3, grid, grid)
+    if grid == 1:
+        return points.expand(-1, 3, height, width)
+    return F.interpolate(points, size=(height, width), mode="bilinear", align_corners=True)
+
+
+def describe_offset(offset: torch.Tensor) -> str:
+    """'+12.0, -3.5, +0.0 /255', or for a field its points' mean and range."""
+    values = [v * 255 for v in offset.tolist()]
+    grid = offset_grid(len(values))
+    if grid == 1:
+        return f"{', '.join(f'{v:+.1f}' for v in values)} /255"
+    points = offset.reshape(3, grid * grid) * 255
+    means = ", ".join(f"{float(c.mean()):+.1f}" for c in points)
+    return (f"{grid} x {grid} points, mean {means} /255, from {float(points.min()):+.1f} "
+            f"to {float(points.max()):+.1f}")
+
+
 def apply_offset(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """x: S x 3 x H x W, offsets: P x 3 -> P*S x 3 x H x W, clipped to [0, 1]."""
-    shifted = x.unsqueeze(0) + offsets.view(-1, 1, 3, 1, 1).to(x)
+    """x: S x 3 x H x W, offsets: P x 3G^2 -> P*S x 3 x H x W, clipped to [0, 1]."""
+    fields = expand_offsets(offsets.to(x), x.shape[-2], x.shape[-1])
+    shifted = x.unsqueeze(0) + fields.unsqueeze(1)
     return shifted.clamp_(0.0, 1.0).flatten(0, 1)
 
 
@@ -131,6 +174,7 @@ class ColourOffsetSearch:
     init_range: float = 0.1
     penalty_weight: float = 10.0
     grey_view_weight: float = 0.0
+    grid: int = 1
 
     def search(self, class_images: torch.Tensor, target: int, ensemble: Ensemble,
                generator: torch.Generator,
@@ -138,5 +182,5 @@ class ColourOffsetSearch:
         objective = colour_objective(class_images, target, ensemble, self.constraints,
                                      self.penalty_weight, grey_view_weight=self.grey_view_weight)
         return particle_swarm_minimise(
-            objective, 3, self.bound, self.particles, self.iterations, generator,
-            init_range=self.init_range, on_iteration=on_iteration)
+            objective, 3 * self.grid * self.grid, self.bound, self.particles, self.iterations,
+            generator, init_range=self.init_range, on_iteration=on_iteration)

@@ -34,7 +34,8 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
 
 # Method settings added after the first release, with the value that reproduces what a
 # folder protected before they existed was computed with (its manifest lacks the key).
-LEGACY_METHOD_VALUES: dict[str, Any] = {"grey_robust": False, "pgd_augment": False}
+LEGACY_METHOD_VALUES: dict[str, Any] = {"grey_robust": False, "pgd_augment": False,
+                                         "colour_grid": 1}
 
 
 def with_legacy_values(method: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +74,10 @@ class ProtectConfig:
     colour_bound: float = 0.25
     colour_init: float = 0.1
     penalty_weight: float = 10.0
+    # 1: the spec's one RGB offset per class. G > 1: a G x G field of offsets per class (each
+    # cell of the image its own colour), which survives JPEG, blur and pixel jitter the way
+    # a uniform cast does but is a far easier shortcut to learn (README, verification).
+    colour_grid: int = 1
     # Output.
     format: str = "png"
     quality: int = 95
@@ -122,6 +127,8 @@ class ProtectConfig:
             problems.append("working size must be between 8 and 512 pixels")
         if self.particles < 1 or self.iterations < 1 or self.colour_sample < 1:
             problems.append("particles, iterations and colour sample must be at least 1")
+        if not 1 <= self.colour_grid <= 8:
+            problems.append("colour grid must be between 1 (one offset) and 8 (8 x 8 cells)")
         if not 1 <= self.quality <= 100:
             problems.append("quality must be between 1 and 100")
         if self.batch_size < 1 or self.train_batch_size < 1:
@@ -135,7 +142,7 @@ class ProtectConfig:
         "mode", "eps", "step_size", "steps", "label_offset", "grey_robust", "pgd_augment",
         "architectures", "checkpoints", "epochs", "surrogate_files", "working_size", "colour",
         "particles", "iterations", "colour_sample", "colour_bound", "colour_init",
-        "penalty_weight", "format", "quality", "keep_metadata", "strip_gps", "seed",
+        "penalty_weight", "colour_grid", "format", "quality", "keep_metadata", "strip_gps", "seed",
         "batch_size", "train_batch_size", "learning_rate",
     )
 

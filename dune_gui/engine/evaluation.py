@@ -21,6 +21,7 @@ from .config import COLOUR_PRESETS, ProtectConfig
 from .data import FolderError, ImageError, decode_working, scan_folder
 from .defences import DEFENCES, Defence, adversarial_examples
 from .export import write_json_atomic
+from .metrics import delta_e2000, psnr, ssim
 from .models import build_model
 from .peers import apply_lsp, apply_ops
 from .pipeline import protect, resolve_device
@@ -204,6 +205,8 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
             images = _ablation(config, peer, clean_train, reporter)
         train_sets.append((peer, LabeledTensors(images, clean_train.labels, clean_train.keys)))
 
+    distortion = {name: distortion_against(clean_train, data)
+                  for name, data in train_sets if name != "clean"}
     runs: list[dict[str, Any]] = []
     status = "completed"
     total = len(train_sets) * len(config.defences) * len(config.archs)
@@ -231,7 +234,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
             raise
         status = "cancelled"
     settings = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    settings.update({"lsp_psnr": config.lsp_budget(),
+    settings.update({"lsp_psnr": config.lsp_budget(), "distortion": distortion,
                      "classes": classes, "train_images": len(clean_train.keys),
                      "test_images": len(test.keys), "device": str(device),
                      "seconds": round(time.monotonic() - started, 1)})
@@ -239,6 +242,19 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     if config.report_dir is not None:
         write_report(report, config.report_dir)
     return report
+
+
+def distortion_against(clean: LabeledTensors, protected: LabeledTensors) -> dict[str, float]:
+    """Mean PSNR / SSIM / CIEDE2000 of a training set against its clean sources at the
+    working size, so that methods are compared at a stated visual cost."""
+    where = {key: i for i, key in enumerate(clean.keys)}
+    pairs = [(where[key], i) for i, key in enumerate(protected.keys) if key in where]
+    if not pairs:
+        return {}
+    x = clean.images[torch.tensor([a for a, _ in pairs])].float() / 255
+    y = protected.images[torch.tensor([b for _, b in pairs])].float() / 255
+    return {"psnr": round(float(psnr(x, y).mean()), 2), "ssim": round(float(ssim(x, y).mean()), 3),
+            "delta_e": round(float(delta_e2000(x, y).mean()), 2)}
 
 
 def peer_generator(seed: int) -> torch.Generator:
@@ -294,6 +310,12 @@ def markdown_table(report: EvaluationReport) -> str:
              f"protection). Chance = {report.chance:.1%}.", ""]
     for note in report.notes:
         lines.append(f"- {note}")
+    distortion = report.settings.get("distortion") or {}
+    if distortion:
+        lines += ["", "Distortion of each training set against its clean images (mean, at "
+                  "the working size):", ""]
+        lines += [f"- {name}: PSNR {d['psnr']:.2f} dB, SSIM {d['ssim']:.3f}, CIEDE2000 "
+                  f"{d['delta_e']:.2f}" for name, d in distortion.items() if d]
     for arch in archs:
         lines += ["", f"## Victim `{arch}`", "",
                   "| train set | " + " | ".join(defences) + " | mean |",

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from .atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write
+from .colour import expand_offsets
 from .data import DecodedImage
 from .metrics import delta_e2000, psnr, ssim
 from .spatial import upsample_delta
@@ -56,13 +57,15 @@ def output_extension(source_suffix: str, fmt: str) -> str:
 
 def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None
             ) -> torch.Tensor:
-    """x_ue = clip01(clip01(x + up(delta)) + d_y) at the image's own resolution (3 x H x W)."""
+    """x_ue = clip01(clip01(x + up(delta)) + d_y) at the image's own resolution (3 x H x W);
+    a G x G offset field is spread over the image's own size."""
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)
     out = x
     if delta is not None:
         out = (out + upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])).clamp_(0, 1)
     if offset is not None:
-        out = (out + offset.float().cpu().view(3, 1, 1)).clamp_(0, 1)
+        field = expand_offsets(offset.float().cpu().unsqueeze(0), x.shape[1], x.shape[2])[0]
+        out = (out + field).clamp_(0, 1)
     return out
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .colour import ColourOffsetSearch
+from .colour import ColourOffsetSearch, describe_offset, expand_offsets
 from .config import ProtectConfig, with_legacy_values
 from .data import (
     FolderError,
@@ -123,12 +123,13 @@ def _file_identity(spec: str) -> str:
         return spec
 
 
-def _read_offsets(path: Path, classes: list[str]) -> torch.Tensor | None:
+def _read_offsets(path: Path, classes: list[str], values: int) -> torch.Tensor | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return torch.tensor([[float(v) for v in data[name]] for name in classes])
+        offsets = torch.tensor([[float(v) for v in data[name]] for name in classes])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return offsets if offsets.shape[1] == values else None
 
 
 @dataclass
@@ -140,7 +141,8 @@ class PreviewImage:
     target: str
     original: np.ndarray
     spatial: np.ndarray  # signed spatial perturbation as applied (|.| <= eps)
-    colour: np.ndarray  # the class's RGB offset (3,)
+    colour: np.ndarray  # the class's offset: 3 G^2 values (channel, row, column); G = 1: RGB
+    colour_field: np.ndarray  # H x W x 3: that offset spread over the image as the export adds it
     protected: np.ndarray  # exactly the pixels the export writes
     eps: float
     psnr: float
@@ -225,7 +227,7 @@ class ProtectionJob:
         self.previous: dict[str, ImageRecord] = {}
         self.ensemble: Ensemble | None = None
         self.surrogate_keys: list[str] = []
-        self.offsets: torch.Tensor | None = None  # K x 3
+        self.offsets: torch.Tensor | None = None  # K x 3G^2 (G = config.colour_grid)
         self.timings: dict[str, float] = {}
 
     # ---- stage 1: scan -------------------------------------------------------------
@@ -416,8 +418,9 @@ class ProtectionJob:
         cfg = self.config
         assert self.scan is not None and self.ensemble is not None
         k = len(self.scan.classes)
+        values = 3 * cfg.colour_grid * cfg.colour_grid
         if cfg.mode == "spatial":
-            self.offsets = torch.zeros(k, 3)
+            self.offsets = torch.zeros(k, values)
             return self.offsets
         if self.profile is not None and "colour_offsets" in self.profile:
             stored = self.profile["colour_offsets"]
@@ -425,7 +428,7 @@ class ProtectionJob:
             self.rep.info("colour offsets taken from the existing protection profile")
             return self.offsets
         cache_path = self._colour_cache_path()
-        cached = _read_offsets(cache_path, self.scan.classes)
+        cached = _read_offsets(cache_path, self.scan.classes, values)
         if cached is not None:
             self.offsets = cached
             self.rep.info("colour offsets loaded from cache")
@@ -435,9 +438,9 @@ class ProtectionJob:
         search = ColourOffsetSearch(cfg.colour, cfg.particles, cfg.iterations, cfg.colour_bound,
                                     cfg.colour_init, cfg.penalty_weight,
                                     grey_view_weight=GREY_VIEW_WEIGHT if cfg.grey_robust
-                                    else 0.0)
+                                    else 0.0, grid=cfg.colour_grid)
         targets = target_labels(k, cfg.label_offset)
-        offsets = torch.zeros(k, 3)
+        offsets = torch.zeros(k, values)
         total = k * cfg.iterations
         for label, name in enumerate(self.scan.classes):
             self.rep.check_cancel()
@@ -454,8 +457,7 @@ class ProtectionJob:
 
             result = search.search(sample, targets[label], self.ensemble, generator, tick)
             offsets[label] = result.best
-            self.rep.info(f"colour offset for {name}: "
-                          f"{', '.join(f'{v * 255:+.1f}' for v in result.best.tolist())} /255")
+            self.rep.info(f"colour offset for {name}: {describe_offset(result.best)}")
         self.offsets = offsets
         self.timings["colour"] = time.monotonic() - start
         write_json_atomic({name: offsets[i].tolist() for i, name in enumerate(self.scan.classes)},
@@ -476,7 +478,8 @@ class ProtectionJob:
             "offset": cfg.label_offset, "particles": cfg.particles, "iterations": cfg.iterations,
             "sample": cfg.colour_sample, "bound": cfg.colour_bound, "init": cfg.colour_init,
             "penalty": cfg.penalty_weight, "size": cfg.working_size,
-            "grey": cfg.grey_robust}, sort_keys=True)
+            "grey": cfg.grey_robust, **({"grid": cfg.colour_grid} if cfg.colour_grid > 1
+                                        else {})}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return self.cache_dir / "colour" / f"{digest}.json"
 
@@ -631,6 +634,7 @@ class ProtectionJob:
                 y = torch.tensor([targets[item.label]], device=self.device)
                 delta = self.spatial_attack().perturb(x, y, self.ensemble)[0].cpu()
             offset = self.offsets[item.label] if cfg.mode in ("dune", "colour") else None
+            shown_offset = offset if offset is not None else torch.zeros_like(self.offsets[0])
             image = decode_full(item.path, cfg.max_pixels)
             original = torch.from_numpy(image.rgb).permute(2, 0, 1)
             spatial_only = compose(image, delta, None)
@@ -643,7 +647,9 @@ class ProtectionJob:
             out.append(PreviewImage(
                 rel=item.rel, cls=classes[item.label], target=classes[targets[item.label]],
                 original=image.rgb, spatial=(spatial_only - original).permute(1, 2, 0).numpy(),
-                colour=(offset if offset is not None else torch.zeros(3)).numpy().copy(),
+                colour=shown_offset.numpy().copy(),
+            colour_field=expand_offsets(shown_offset.unsqueeze(0), *image.rgb.shape[:2])[0]
+            .permute(1, 2, 0).numpy().copy(),
                 protected=protected.permute(1, 2, 0).numpy(), eps=cfg.eps,
                 psnr=metrics["psnr"], ssim=metrics["ssim"], delta_e=metrics["delta_e"],
                 prediction_before=before, prediction_after=after.cpu().tolist()))
@@ -712,7 +718,8 @@ def protect(
     scan = job.scan
     classes = scan.classes if scan is not None else []
     targets = target_labels(len(classes), config.label_offset) if classes else []
-    offsets = job.offsets if job.offsets is not None else torch.zeros(len(classes), 3)
+    offsets = job.offsets if job.offsets is not None else \
+        torch.zeros(len(classes), 3 * config.colour_grid ** 2)
     return ProtectResult(
         status=status, output_dir=config.output_dir,
         manifest_path=config.output_dir / MANIFEST_NAME, classes=classes,

@@ -3,6 +3,8 @@ with synchronised zoom and pan, a before/after toggle, and the image's numbers."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap, QWheelEvent
@@ -38,13 +40,20 @@ def spatial_from_pane(pane: np.ndarray, eps: float) -> np.ndarray:
     return (pane - 0.5) * 2 * eps
 
 
-def amplify_colour(offset: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """A flat swatch of the class offset, scaled so its largest channel reaches the edge."""
-    peak = float(np.abs(offset).max())
+def amplify_colour(field: np.ndarray) -> tuple[np.ndarray, float]:
+    """The class's colour offset as the export spreads it over the image (H x W x 3: flat
+    for one offset, a blend for a field), scaled so its largest channel reaches the edge."""
+    peak = float(np.abs(field).max())
     gain = 0.5 / peak if peak > 0 else 1.0
-    swatch = np.empty((*shape, 3), dtype=np.float32)
-    swatch[:] = np.clip(0.5 + offset * gain, 0, 1)
-    return swatch, gain
+    return np.clip(0.5 + field * gain, 0, 1).astype(np.float32), gain
+
+
+def describe_colour(offset: np.ndarray) -> str:
+    if offset.size == 3:
+        return f"Colour offset ({', '.join(f'{v * 255:+.1f}' for v in offset)}) /255"
+    grid = round(math.sqrt(offset.size / 3))
+    return (f"Colour field, {grid} x {grid} points from {offset.min() * 255:+.1f} to "
+            f"{offset.max() * 255:+.1f} /255")
 
 
 class SyncedView(QGraphicsView):
@@ -120,8 +129,7 @@ class PreviewPanel(QWidget):
     def show_image(self, image: PreviewImage, classes: list[str]) -> None:
         self.current = image
         self.classes = classes
-        h, w, _ = image.original.shape
-        swatch, gain = amplify_colour(image.colour, (h, w))
+        swatch, gain = amplify_colour(image.colour_field)
         self.pane_arrays = [image.original, amplify_spatial(image.spatial, image.eps), swatch,
                             image.protected]
         for view, arr in zip(self.views[:3], self.pane_arrays[:3], strict=True):
@@ -130,8 +138,7 @@ class PreviewPanel(QWidget):
         eps255 = image.eps * 255
         self.captions[1].setText(f"Spatial perturbation ×{1 / (2 * image.eps):.0f} "
                                  f"(±{eps255:g}/255 → black/white)")
-        offs = ", ".join(f"{v * 255:+.1f}" for v in image.colour)
-        self.captions[2].setText(f"Colour offset ({offs}) /255, ×{gain:.1f}")
+        self.captions[2].setText(f"{describe_colour(image.colour)}, ×{gain:.1f}")
         before = int(np.argmax(image.prediction_before))
         after = int(np.argmax(image.prediction_after))
         self.info.setText(

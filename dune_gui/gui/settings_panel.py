@@ -41,6 +41,8 @@ COLOUR_TEXT = {
     "strong": "the paper's limits: offsets up to ~35/255 per channel, a visible cast, "
               "strongest protection",
 }
+COLOUR_GRIDS = {1: "one cast per class (the paper's)", 2: "2 x 2 field of casts",
+                3: "3 x 3 field of casts", 4: "4 x 4 field of casts"}
 MODES = {"DUNE (spatial + colour)": "dune", "Spatial only": "spatial", "Colour only": "colour"}
 
 
@@ -138,6 +140,15 @@ class SettingsPanel(QWidget):
         form.addRow("PSNR at least", self.psnr)
         form.addRow("SSIM at least", self.ssim)
         form.addRow("Colour difference at most", self.delta_e)
+        self.colour_grid = QComboBox()
+        for grid, label in COLOUR_GRIDS.items():
+            self.colour_grid.addItem(label, grid)
+        self.colour_grid.setCurrentIndex(self.colour_grid.findData(d.colour_grid))
+        self.colour_grid.setToolTip(
+            "One colour cast per class (the paper's), or a field: the image split into G x G "
+            "cells, each with its own cast. Same limits; the field has visible cell borders "
+            "and protects much better against JPEG, blur and pixel-jitter defences")
+        form.addRow("Pattern", self.colour_grid)
         self.particles = _spin(2, 200, d.particles, "Particles of the swarm search")
         self.iterations = _spin(1, 200, d.iterations, "Iterations of the swarm search")
         form.addRow("Swarm particles", self.particles)
@@ -275,6 +286,7 @@ class SettingsPanel(QWidget):
             working_size=self.working_size.value(),
             colour=ColourConstraints(self.psnr.value(), self.ssim.value(),
                                      self.delta_e.value()),
+            colour_grid=int(self.colour_grid.currentData()),
             particles=self.particles.value(), iterations=self.iterations.value(),
             device=self.device.currentData(), seed=self.seed.value())
         return values
@@ -285,7 +297,8 @@ class SettingsPanel(QWidget):
         d = dataclasses.asdict(ProtectConfig(input_dir=Path("."), output_dir=Path(".")))
         shown = {"mode", "eps", "step_size", "steps", "label_offset", "grey_robust",
                  "pgd_augment", "architectures", "checkpoints", "epochs", "surrogate_files",
-                 "working_size", "colour", "particles", "iterations", "device", "seed"}
+                 "working_size", "colour", "colour_grid", "particles", "iterations", "device",
+                 "seed"}
         self._extra = {k: v for k, v in values.items()
                        if k in d and k not in shown and k not in ("input_dir", "output_dir")}
         v = {**d, **{k: values[k] for k in values if k in shown}}
@@ -310,6 +323,10 @@ class SettingsPanel(QWidget):
         self.psnr.setValue(float(colour["psnr_min"]))
         self.ssim.setValue(float(colour["ssim_min"]))
         self.delta_e.setValue(float(colour["delta_e_max"]))
+        grid = int(v["colour_grid"])
+        if self.colour_grid.findData(grid) < 0:  # e.g. a settings file with an 8 x 8 field
+            self.colour_grid.addItem(f"{grid} x {grid} field of casts", grid)
+        self.colour_grid.setCurrentIndex(self.colour_grid.findData(grid))
         self.particles.setValue(int(v["particles"]))
         self.iterations.setValue(int(v["iterations"]))
         index = self.device.findData(v["device"])

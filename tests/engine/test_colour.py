@@ -1,6 +1,14 @@
+import pytest
 import torch
 
-from dune_gui.engine.colour import ColourOffsetSearch, apply_offset, particle_swarm_minimise
+from dune_gui.engine.colour import (
+    ColourOffsetSearch,
+    apply_offset,
+    describe_offset,
+    expand_offsets,
+    offset_grid,
+    particle_swarm_minimise,
+)
 from dune_gui.engine.config import ColourConstraints
 from dune_gui.engine.metrics import psnr
 from dune_gui.engine.models import build_model
@@ -53,6 +61,40 @@ def test_apply_offset_adds_the_same_rgb_to_every_pixel() -> None:
     assert torch.allclose(out[0, 0], torch.full((4, 4), 0.6))
     assert torch.allclose(out[0, 1], torch.full((4, 4), 0.3))
     assert torch.allclose(out[3, 2], torch.full((4, 4), 0.8))
+
+
+def test_an_offset_field_is_pinned_at_the_corners_and_blends_in_between() -> None:
+    values = torch.arange(12, dtype=torch.float32).view(1, 12) / 100  # 3 channels x 2 x 2
+    points = values.view(3, 2, 2)
+    out = expand_offsets(values, 7, 5)
+    assert out.shape == (1, 3, 7, 5)
+    for (row, col), (y, x) in {(0, 0): (0, 0), (0, 1): (0, 4), (1, 0): (6, 0),
+                               (1, 1): (6, 4)}.items():
+        assert torch.allclose(out[0, :, y, x], points[:, row, col])
+    assert torch.allclose(out[0, :, 3, 2], points.mean((1, 2)))  # the centre: all four alike
+    lo, hi = points.amin((1, 2)).view(3, 1, 1), points.amax((1, 2)).view(3, 1, 1)
+    assert bool(((out[0] >= lo - 1e-6) & (out[0] <= hi + 1e-6)).all())
+    plain = torch.tensor([[0.1, -0.2, 0.3]])
+    assert torch.equal(expand_offsets(plain, 5, 7), plain.view(1, 3, 1, 1).expand(1, 3, 5, 7))
+    assert offset_grid(3) == 1 and offset_grid(48) == 4
+    with pytest.raises(ValueError):
+        offset_grid(7)
+    assert describe_offset(plain[0]) == "+25.5, -51.0, +76.5 /255"
+    assert describe_offset(values[0]).startswith("2 x 2 points, mean +3.8, +14.0, +24.2 /255")
+
+
+def test_colour_search_finds_a_field_within_the_threshold() -> None:
+    models = [SurrogateMember("m", build_model("fast", 3, 16, torch.Generator().manual_seed(0))
+                              .eval(), True)]
+    ensemble = Ensemble(models, torch.device("cpu"))
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
+    search = ColourOffsetSearch(ColourConstraints(psnr_min=30.0, ssim_min=0.0,
+                                                  delta_e_max=100.0), particles=8, iterations=8,
+                                grid=2)
+    result = search.search(x, 1, ensemble, torch.Generator().manual_seed(0))
+    assert result.best.shape == (12,)
+    shifted = apply_offset(x, result.best[None])
+    assert float(psnr(x, shifted).min()) >= 30.0 - 0.5
 
 
 def test_colour_search_respects_a_strict_psnr_threshold() -> None:

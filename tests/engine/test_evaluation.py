@@ -144,6 +144,14 @@ def test_shortcut_victim_scores_near_chance_and_report_is_complete(tmp_path: Pat
         assert png.size[0] >= 640
     assert data["notes"] and "held out" in data["notes"][0]
     assert data["settings"]["lsp_psnr"] == 20.0  # the budget LSP actually got
+    # every method's visual cost is stated next to its numbers; LSP's pattern is scaled to
+    # 20 dB before clipping, so its images measure at least that
+    distortion = data["settings"]["distortion"]
+    assert set(distortion) == {"shortcut", "lsp", "ops"}
+    assert distortion["lsp"]["psnr"] >= 20.0
+    assert distortion["ops"]["psnr"] > distortion["lsp"]["psnr"]
+    assert 0 < distortion["shortcut"]["ssim"] < 1 and distortion["shortcut"]["delta_e"] > 0
+    assert "- lsp: PSNR" in (report_dir / "report.md").read_text()
 
 
 def test_every_defence_is_registered() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dune_gui.engine import (
@@ -20,6 +21,7 @@ from dune_gui.engine import (
     ProtectConfig,
     protect,
 )
+from dune_gui.engine.colour import expand_offsets
 from tests.conftest import make_labeled_folder, new_file_mode, tiny_settings
 
 
@@ -133,6 +135,28 @@ def test_colour_offset_is_identical_within_a_class(labeled_folder: Path, tmp_pat
             unclipped = ((shifted > 1) & (shifted < 254)).all(axis=2)
             diff = (b - a)[unclipped]
             assert np.abs(diff - expected).max() <= 1  # rounding only
+
+
+def test_colour_field_is_identical_within_a_class_pixel_by_pixel(labeled_folder: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = protect(_config(labeled_folder, out, mode="colour", colour_grid=2))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["method"]["colour_grid"] == 2
+    for cls, offset in result.colour_offsets.items():
+        assert manifest["colour_offsets"][cls] == offset and len(offset) == 12
+        points = np.asarray(offset).reshape(3, 2, 2)
+        assert np.abs(points - points[:, :1, :1]).max() > 1 / 255  # the corners do differ
+        for src in (labeled_folder / cls).glob("*.jpg"):
+            a = _pixels(src)
+            b = _pixels(out / cls / (src.stem + ".png"))
+            h, w = a.shape[:2]
+            field = expand_offsets(torch.tensor([offset]), h, w)[0].permute(1, 2, 0).numpy()
+            shifted = a + field * 255
+            unclipped = ((shifted > 1) & (shifted < 254)).all(axis=2)
+            assert np.abs((b - a) - field * 255)[unclipped].max() <= 0.51  # rounding only
+            for corner, (y, x) in enumerate(((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1))):
+                assert np.allclose(field[y, x], points.reshape(3, 4)[:, corner], atol=1e-6)
 
 
 def test_same_seed_gives_identical_files(labeled_folder: Path, tmp_path: Path) -> None:

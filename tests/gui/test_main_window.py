@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from dune_gui.engine import ProtectConfig
 from dune_gui.gui.main_window import MainWindow
-from dune_gui.gui.preview_panel import spatial_from_pane
+from dune_gui.gui.preview_panel import amplify_colour, describe_colour, spatial_from_pane
 from tests.conftest import make_labeled_folder, tiny_settings
 
 TIMEOUT = 180_000
@@ -241,3 +241,27 @@ def test_a_budget_preset_scales_the_step_with_the_budget(qtbot, settings_store: 
     panel.eps.setValue(6)  # a custom budget leaves the step as the user set it
     assert panel.budget_preset.currentText() == "Custom"
     assert panel.step_size.value() == pytest.approx(0.25)
+
+
+def test_the_colour_pattern_round_trips_and_a_field_is_shown_cell_by_cell(
+        qtbot, settings_store: QSettings, tmp_path: Path) -> None:
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    panel = window.settings_panel
+    assert panel.settings()["colour_grid"] == 1
+    panel.set_settings({"colour_grid": 5})  # a value the menu lacks still round-trips
+    assert panel.settings()["colour_grid"] == 5
+    panel.colour_grid.setCurrentIndex(panel.colour_grid.findData(2))
+    path = tmp_path / "settings.json"
+    window.write_settings_file(path)
+    assert ProtectConfig.load(path, input_dir=tmp_path, output_dir=tmp_path / "o").colour_grid == 2
+    values = np.array([0.1, -0.1, 0.0, 0.2,  # red at the four corners, then green, blue
+                       0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -0.2])
+    assert describe_colour(values) == "Colour field, 2 x 2 points from -51.0 to +51.0 /255"
+    field = np.zeros((5, 4, 3), dtype=np.float32)
+    field[0, 0] = (0.1, 0.0, 0.0)
+    field[4, 3] = (0.2, 0.0, -0.2)
+    swatch, gain = amplify_colour(field)
+    assert swatch.shape == (5, 4, 3) and gain == pytest.approx(2.5)
+    assert swatch[0, 0, 0] == pytest.approx(0.75) and swatch[2, 2, 0] == pytest.approx(0.5)
+    assert swatch[4, 3, 0] == pytest.approx(1.0) and swatch[4, 3, 2] == pytest.approx(0.0)
