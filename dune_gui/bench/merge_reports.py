@@ -31,6 +31,7 @@ def main() -> None:
     runs: dict[tuple[str, str, str], dict] = {}
     first: dict | None = None
     notes: list[str] = []
+    distortion: dict[str, dict] = {}  # each set's visual cost follows its rows (and renames)
     agree = set(args.must_agree.split(",")) if args.must_agree else set()
     for spec in args.inputs:
         path, _, wanted = spec.partition(":")
@@ -40,6 +41,9 @@ def main() -> None:
         if wanted:
             pairs = (item.partition("=") for item in wanted.split(","))
             keep = {old: new or old for old, _, new in pairs}
+        for old_name, cost in (report["settings"].get("distortion") or {}).items():
+            if keep is None or old_name in keep:
+                distortion.setdefault(keep[old_name] if keep else old_name, cost)
         for run in report["runs"]:
             take = keep is None or run["train"] in keep
             if keep is not None and take:
@@ -55,7 +59,8 @@ def main() -> None:
                  if keep else "all rows")
         notes.append(f"{taken} from {path}")
     assert first is not None
-    merged = EvaluationReport(first["chance"], first["settings"], list(runs.values()),
+    settings = {**first["settings"], "distortion": distortion}
+    merged = EvaluationReport(first["chance"], settings, list(runs.values()),
                               "completed", first.get("notes", []) + notes)
     write_report(merged, args.out)
     print((args.out / "report.md").read_text(encoding="utf-8"))

@@ -1,8 +1,8 @@
 """Picture: the same images clean, protected by each method, and with LSP's patches.
 
-    python -m dune_gui.bench.side_by_side --clean bench-out5/train \\
-        --set "DUNE 8/255=bench-out4/dune" --set "DUNE 16/255=bench-out5/dune" \\
-        --lsp-psnr 20 --out assets/screenshots/budgets-cifar10.png
+    python -m dune_gui.bench.side_by_side --clean bench-out6/train \\
+        --set "DUNE 16/255=bench-out5/dune" --set "+ colour field=bench-out6/dune" \\
+        --lsp-psnr 19.2 --out assets/screenshots/field-cifar10.png
 
 One row per picked image (the n-th image of a few classes), one column per set, enlarged
 without smoothing so the perturbation is seen as it is; every column header carries the
@@ -48,7 +48,7 @@ def main() -> None:
     if args.lsp_psnr is not None:
         lsp = apply_lsp(clean.images, clean.labels, len(classes),
                         peer_generator(seed=0), psnr=args.lsp_psnr)
-        columns.append((f"LSP {args.lsp_psnr:g} dB", lsp))
+        columns.append(("LSP", lsp))  # its header gets the PSNR it measures at, like the rest
     picks = [int((clean.labels == c).nonzero()[i]) for c, i in PICKS if c < len(classes)]
     tile, pad, head = 32 * args.scale, 8, 22
     sheet = Image.new("RGB", (pad + len(columns) * (tile + pad),

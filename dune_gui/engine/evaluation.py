@@ -345,8 +345,11 @@ def plot_report(report: EvaluationReport, path: Path) -> None:
     trains = list(dict.fromkeys(r["train"] for r in report.runs))
     defences = list(dict.fromkeys(r["defence"] for r in report.runs))
     arch = report.runs[0]["arch"] if report.runs else ""
+    # clean's grey first, then the ten tab10 hues (olive replaces tab10's own grey): a merged
+    # report with ten or more sets still gives every set its own colour
     palette = [(90, 90, 90), (214, 39, 40), (31, 119, 180), (255, 127, 14), (44, 160, 44),
-               (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207)]
+               (148, 103, 189), (140, 86, 75), (227, 119, 194), (23, 190, 207),
+               (188, 189, 34), (0, 0, 128), (255, 187, 120)]
     width, height = max(640, 110 * len(defences) + 160), 460
     left, right, top, bottom = 60, 20, 50, 110
     img = Image.new("RGB", (width, height), "white")
