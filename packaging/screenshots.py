@@ -2,8 +2,9 @@
 
     xvfb-run -s "-screen 0 1600x1000x24" python packaging/screenshots.py docs-out/
 
-Loads the bundled sample folder, previews two images with the real engine and saves the
-window after each step.
+Loads the bundled sample folder, previews two images with the real engine (Strong budget, a
+2 x 2 colour field: the settings the README's verification measures) and saves the window
+after each step.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ def main() -> None:
     window = MainWindow(store)
     window.resize(1500, 900)
     window.show()
-    window.settings_panel.iterations.setValue(5)
-    window.settings_panel.steps.setValue(10)
-    window.settings_panel.step_size.setValue(2.0)
+    panel = window.settings_panel
+    panel.budget_preset.setCurrentText("Strong")
+    panel.colour_grid.setCurrentIndex(panel.colour_grid.findData(2))
+    panel.iterations.setValue(5)
+    panel.steps.setValue(10)
+    panel.step_size.setValue(4.0)
     window.load_folder(sample_folder())
 
     def wait_then(fn):  # poll until the worker is idle, then run fn
