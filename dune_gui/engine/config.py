@@ -74,9 +74,9 @@ class ProtectConfig:
     colour_bound: float = 0.25
     colour_init: float = 0.1
     penalty_weight: float = 10.0
-    # 1: the spec's one RGB offset per class. G > 1: a G x G field of offsets per class (each
-    # cell of the image its own colour), which survives JPEG, blur and pixel jitter the way
-    # a uniform cast does but is a far easier shortcut to learn (README, verification).
+    # 1: the spec's one RGB offset per class. G > 1: a G x G grid of offsets per class pinned
+    # to the image's corners and blended bilinearly, which survives JPEG, blur and pixel
+    # jitter as a uniform cast does but is a far easier shortcut to learn (README).
     colour_grid: int = 1
     # Output.
     format: str = "png"
@@ -128,7 +128,7 @@ class ProtectConfig:
         if self.particles < 1 or self.iterations < 1 or self.colour_sample < 1:
             problems.append("particles, iterations and colour sample must be at least 1")
         if not 1 <= self.colour_grid <= 8:
-            problems.append("colour grid must be between 1 (one offset) and 8 (8 x 8 cells)")
+            problems.append("colour grid must be between 1 (one offset) and 8 (an 8 x 8 field)")
         if not 1 <= self.quality <= 100:
             problems.append("quality must be between 1 and 100")
         if self.batch_size < 1 or self.train_batch_size < 1:
