@@ -146,7 +146,7 @@ class SettingsPanel(QWidget):
         self.colour_grid.setToolTip(
             "One colour cast per class (the paper's), or a field: G x G casts pinned to the "
             "image's corners and blended in between, like uneven lighting. Same limits, about "
-            "0.5 dB more distortion; the 2 x 2 field protected best in every test (README), "
+            "0.6 dB more distortion; the 2 x 2 field protected best in every test (README), "
             "above all against JPEG, blur, pixel jitter and per-image normalisation")
         form.addRow("Pattern", self.colour_grid)
         self.particles = _spin(2, 200, d.particles, "Particles of the swarm search")
