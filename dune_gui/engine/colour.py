@@ -82,10 +82,15 @@ def particle_swarm_minimise(
     return SwarmResult(global_best, global_value, history)
 
 
+def offset_values(grid: int) -> int:
+    """How many numbers a class's offset has on a G x G grid (3: the spec's RGB offset)."""
+    return 3 * grid * grid
+
+
 def offset_grid(values: int) -> int:
     """G of an offset of 3 G^2 numbers (1 for the spec's plain RGB offset)."""
     grid = math.isqrt(values // 3)
-    if values < 3 or 3 * grid * grid != values:
+    if values < 3 or offset_values(grid) != values:
         raise ValueError(f"a colour offset has 3 x G x G values, not {values}")
     return grid
 
@@ -182,5 +187,5 @@ class ColourOffsetSearch:
         objective = colour_objective(class_images, target, ensemble, self.constraints,
                                      self.penalty_weight, grey_view_weight=self.grey_view_weight)
         return particle_swarm_minimise(
-            objective, 3 * self.grid * self.grid, self.bound, self.particles, self.iterations,
+            objective, offset_values(self.grid), self.bound, self.particles, self.iterations,
             generator, init_range=self.init_range, on_iteration=on_iteration)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .colour import ColourOffsetSearch, describe_offset, expand_offsets
+from .colour import ColourOffsetSearch, describe_offset, expand_offsets, offset_values
 from .config import ProtectConfig, with_legacy_values
 from .data import (
     FolderError,
@@ -418,7 +418,7 @@ class ProtectionJob:
         cfg = self.config
         assert self.scan is not None and self.ensemble is not None
         k = len(self.scan.classes)
-        values = 3 * cfg.colour_grid * cfg.colour_grid
+        values = offset_values(cfg.colour_grid)
         if cfg.mode == "spatial":
             self.offsets = torch.zeros(k, values)
             return self.offsets
@@ -478,6 +478,8 @@ class ProtectionJob:
             "offset": cfg.label_offset, "particles": cfg.particles, "iterations": cfg.iterations,
             "sample": cfg.colour_sample, "bound": cfg.colour_bound, "init": cfg.colour_init,
             "penalty": cfg.penalty_weight, "size": cfg.working_size,
+            # the grid joins the key only when it is not the spec's single offset, so the
+            # offsets cached before the option existed are still found
             "grey": cfg.grey_robust, **({"grid": cfg.colour_grid} if cfg.colour_grid > 1
                                         else {})}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -648,8 +650,8 @@ class ProtectionJob:
                 rel=item.rel, cls=classes[item.label], target=classes[targets[item.label]],
                 original=image.rgb, spatial=(spatial_only - original).permute(1, 2, 0).numpy(),
                 colour=shown_offset.numpy().copy(),
-            colour_field=expand_offsets(shown_offset.unsqueeze(0), *image.rgb.shape[:2])[0]
-            .permute(1, 2, 0).numpy().copy(),
+                colour_field=expand_offsets(shown_offset.unsqueeze(0), *image.rgb.shape[:2])[0]
+                .permute(1, 2, 0).numpy().copy(),
                 protected=protected.permute(1, 2, 0).numpy(), eps=cfg.eps,
                 psnr=metrics["psnr"], ssim=metrics["ssim"], delta_e=metrics["delta_e"],
                 prediction_before=before, prediction_after=after.cpu().tolist()))
@@ -719,7 +721,7 @@ def protect(
     classes = scan.classes if scan is not None else []
     targets = target_labels(len(classes), config.label_offset) if classes else []
     offsets = job.offsets if job.offsets is not None else \
-        torch.zeros(len(classes), 3 * config.colour_grid ** 2)
+        torch.zeros(len(classes), offset_values(config.colour_grid))
     return ProtectResult(
         status=status, output_dir=config.output_dir,
         manifest_path=config.output_dir / MANIFEST_NAME, classes=classes,

@@ -83,40 +83,33 @@ def test_an_offset_field_is_pinned_at_the_corners_and_blends_in_between() -> Non
     assert describe_offset(values[0]).startswith("2 x 2 points, mean +3.8, +14.0, +24.2 /255")
 
 
-def test_colour_search_finds_a_field_within_the_threshold() -> None:
-    models = [SurrogateMember("m", build_model("fast", 3, 16, torch.Generator().manual_seed(0))
-                              .eval(), True)]
-    ensemble = Ensemble(models, torch.device("cpu"))
-    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
-    search = ColourOffsetSearch(ColourConstraints(psnr_min=30.0, ssim_min=0.0,
+def _one_member_ensemble(seed: int) -> Ensemble:
+    model = build_model("fast", 3, 16, torch.Generator().manual_seed(seed)).eval()
+    return Ensemble([SurrogateMember("m", model, True)], torch.device("cpu"))
+
+
+def _images(n: int, seed: int) -> torch.Tensor:
+    return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed)) * 0.6 + 0.2
+
+
+@pytest.mark.parametrize(("grid", "psnr_min"), [(1, 35.0), (2, 30.0)])
+def test_colour_search_respects_a_strict_psnr_threshold(grid: int, psnr_min: float) -> None:
+    x = _images(4, 0)
+    search = ColourOffsetSearch(ColourConstraints(psnr_min=psnr_min, ssim_min=0.0,
                                                   delta_e_max=100.0), particles=8, iterations=8,
-                                grid=2)
-    result = search.search(x, 1, ensemble, torch.Generator().manual_seed(0))
-    assert result.best.shape == (12,)
+                                grid=grid)
+    result = search.search(x, 1, _one_member_ensemble(0), torch.Generator().manual_seed(0))
+    assert result.best.shape == (3 * grid * grid,)
     shifted = apply_offset(x, result.best[None])
-    assert float(psnr(x, shifted).min()) >= 30.0 - 0.5
-
-
-def test_colour_search_respects_a_strict_psnr_threshold() -> None:
-    models = [SurrogateMember("m", build_model("fast", 3, 16, torch.Generator().manual_seed(0))
-                              .eval(), True)]
-    ensemble = Ensemble(models, torch.device("cpu"))
-    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
-    search = ColourOffsetSearch(ColourConstraints(psnr_min=35.0, ssim_min=0.0,
-                                                  delta_e_max=100.0), particles=8, iterations=8)
-    result = search.search(x, 1, ensemble, torch.Generator().manual_seed(0))
-    shifted = apply_offset(x, result.best[None])
-    assert float(psnr(x, shifted).min()) >= 35.0 - 0.5
+    assert float(psnr(x, shifted).min()) >= psnr_min - 0.5
 
 
 def test_grey_view_weight_scores_the_grayscale_view() -> None:
     from dune_gui.engine.colour import colour_objective
     from dune_gui.engine.views import grey_view
 
-    models = [SurrogateMember("m", build_model("fast", 3, 16, torch.Generator().manual_seed(1))
-                              .eval(), True)]
-    ensemble = Ensemble(models, torch.device("cpu"))
-    x = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.2
+    ensemble = _one_member_ensemble(1)
+    x = _images(5, 1)
     loose = ColourConstraints(psnr_min=0.0, ssim_min=0.0, delta_e_max=1000.0)
     offsets = torch.tensor([[0.05, -0.02, 0.01], [-0.04, 0.03, 0.0]])
     target = torch.full((5,), 2, dtype=torch.long)
