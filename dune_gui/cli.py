@@ -13,24 +13,25 @@ from typing import Any, TextIO
 
 from . import __version__
 from .engine import (
-    ARCHITECTURES,
     COLOUR_PRESETS,
+    DEFAULTS,
+    DEFENCES,
+    MANIFEST_NAME,
+    PEERS,
+    SETTINGS,
+    STAGE_TITLES,
+    USER_ERRORS,
     CancelToken,
-    ColourConstraints,
-    FolderError,
+    EvaluateConfig,
     LogEvent,
-    ProfileMismatch,
     ProgressEvent,
     ProtectConfig,
-    SurrogateError,
+    Setting,
+    evaluate,
+    format_duration,
+    markdown_table,
     protect,
 )
-from .engine.progress import format_duration
-
-STAGE_TITLES = {"scan": "Scanning", "surrogates": "Training surrogates",
-                "colour": "Colour search", "spatial": "Spatial PGD", "export": "Export",
-                "victims": "Training victim", "evaluate": "Victims done"}
-DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
 
 
 def _over255(text: str) -> float:
@@ -42,8 +43,48 @@ def _over255(text: str) -> float:
     return value / 255.0 if value >= 1.0 else value
 
 
-def _fmt_255(value: float) -> str:
-    return f"{value * 255:g}/255"
+def _shift(text: str) -> int:
+    return 0 if text.strip().lower() == "auto" else int(text)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _shown_default(s: Setting) -> str:
+    value = s.default
+    if s.kind == "budget":
+        return f"{value * 255:g}/255"
+    if s.kind == "shift" and value == 0:
+        return "auto"
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return str(value)
+
+
+def add_setting_options(parser: argparse.ArgumentParser) -> None:
+    """One option per row of the settings table that has a flag; every default is None, so
+    only what the user typed overrides a --config file."""
+    for s in SETTINGS:
+        if s.cli is None:
+            continue
+        help_text = f"{s.help} [default {_shown_default(s)}]"
+        if s.kind == "bool":
+            parser.add_argument(s.cli, dest=s.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)
+        elif s.kind == "files":
+            parser.add_argument(s.cli, dest=s.name, action="append", default=None,
+                                metavar="[ARCH=]FILE", help=help_text + " (repeatable)")
+        else:
+            kinds = {"int": int, "float": float, "budget": _over255, "shift": _shift,
+                     "choice": str, "names": _names, "path": Path}
+            extra: dict[str, Any] = {}
+            if s.kind == "choice":
+                extra["choices"] = s.choices
+            if s.kind == "names":
+                help_text += f"; comma separated from {', '.join(s.choices)}"
+            parser.add_argument(s.cli, dest=s.name, type=kinds[s.kind], default=None,
+                                help=help_text, **extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,86 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dune-cli", description="DUNE Protect: make a labeled image folder unlearnable.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = DEFAULTS
     p = sub.add_parser(
-        "protect", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="write a protected copy of a labeled folder",
+        "protect", help="write a protected copy of a labeled folder",
         description="Write a protected copy of INPUT (one subfolder per class) to OUTPUT. "
                     "Running again into the same OUTPUT protects only new or changed images "
                     "with the same surrogates and colour offsets (the folder's profile).")
     p.add_argument("input", type=Path, help="labeled folder: one subfolder per class")
     p.add_argument("output", type=Path, help="output folder (never inside INPUT)")
     p.add_argument("--config", type=Path, default=None,
-                   help="settings file (JSON, as saved by the app, or a manifest.json); "
+                   help=f"settings file (JSON, as saved by the app, or a {MANIFEST_NAME}); "
                         "options given here override it")
-    p.add_argument("--mode", choices=("dune", "spatial", "colour"), default=None,
-                   help=f"both branches, or one of the paper's ablations [default {d.mode}]")
-    p.add_argument("--eps", type=_over255, default=None,
-                   help=f"L-inf budget of the spatial part; '8' or '8/255' or 0.0314 "
-                        f"[default {_fmt_255(d.eps)}]")
-    p.add_argument("--step-size", type=_over255, default=None,
-                   help=f"PGD step size [default {_fmt_255(d.step_size)}]")
-    p.add_argument("--steps", type=int, default=None, help=f"PGD steps [default {d.steps}]")
-    p.add_argument("--offset", type=int, default=None,
-                   help=f"label shift s: target = (y + s) mod K [default {d.label_offset}]")
-    p.add_argument("--no-grey-robust", action="store_false", dest="grey_robust", default=None,
-                   help="optimise on the colour images only (by default both branches are "
-                        "also optimised through a grayscale view, so the protection survives "
-                        "training on grayscale copies)")
-    p.add_argument("--no-pgd-augment", action="store_false", dest="pgd_augment", default=None,
-                   help="plain PGD steps (by default every step scores the image through a "
-                        "random flip and 2-pixel shift, as a victim's training sees it)")
-    p.add_argument("--ensemble", default=None,
-                   help="surrogate architectures, comma separated, from: "
-                        f"{', '.join(ARCHITECTURES)} [default {','.join(d.architectures)}]")
-    p.add_argument("--checkpoints", type=int, default=None,
-                   help=f"checkpoints kept per architecture [default {d.checkpoints}]")
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"surrogate training epochs [default {d.epochs}]")
-    p.add_argument("--surrogate", action="append", default=None, metavar="[ARCH=]FILE",
-                   help="extra surrogate: state dict (.pt, loaded with weights_only), "
-                        "TorchScript or ONNX; repeatable")
-    p.add_argument("--working-size", type=int, default=None,
-                   help=f"resolution the surrogates work at [default {d.working_size}]")
     p.add_argument("--colour-preset", choices=tuple(COLOUR_PRESETS), default=None,
-                   help="colour constraint preset, subtle to strong [default strong = the "
-                        "paper's PSNR/SSIM limits]")
-    p.add_argument("--psnr-min", type=float, default=None,
-                   help=f"minimum PSNR of the colour offset, dB [default {d.colour.psnr_min}]")
-    p.add_argument("--ssim-min", type=float, default=None,
-                   help=f"minimum SSIM of the colour offset [default {d.colour.ssim_min}]")
-    p.add_argument("--delta-e-max", type=float, default=None,
-                   help=f"maximum mean CIEDE2000 colour difference [default "
-                        f"{d.colour.delta_e_max}]")
-    p.add_argument("--colour-grid", type=int, default=None, metavar="G",
-                   help="1: one RGB offset per class (the paper's); G > 1: a G x G field of "
-                        "offsets per class, much stronger against JPEG, blur and COIN "
-                        f"defences (README) [default {d.colour_grid}]")
-    p.add_argument("--particles", type=int, default=None,
-                   help=f"colour search particles [default {d.particles}]")
-    p.add_argument("--iterations", type=int, default=None,
-                   help=f"colour search iterations [default {d.iterations}]")
-    p.add_argument("--colour-sample", type=int, default=None,
-                   help=f"images per class scored by the colour search [default "
-                        f"{d.colour_sample}]")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                   help=f"compute device [default {d.device}: CUDA when present]")
-    p.add_argument("--seed", type=int, default=None, help=f"random seed [default {d.seed}]")
-    p.add_argument("--format", choices=("png", "keep"), default=None,
-                   help=f"png (lossless) or keep the source format [default {d.format}]")
-    p.add_argument("--quality", type=int, default=None,
-                   help=f"JPEG/WebP quality with --format keep [default {d.quality}]")
-    p.add_argument("--keep-metadata", action="store_true", default=None,
-                   help="copy EXIF metadata to the outputs (ICC profiles are always kept)")
-    p.add_argument("--keep-gps", action="store_false", dest="strip_gps", default=None,
-                   help="with --keep-metadata, also keep the GPS location (stripped by "
-                        "default)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help=f"images per PGD batch [default {d.batch_size}]")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help=f"skip images larger than this many pixels [default {d.max_pixels}]")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="where trained surrogates are cached [default: the user cache folder]")
+                   help="sets the three colour limits at once, from subtle (least visible, "
+                        "weakest colour shortcut) to strong (the paper's limits); explicit "
+                        "limits given here override it")
+    add_setting_options(p)
     p.add_argument("--save-config", type=Path, default=None,
                    help="also write the effective settings to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
@@ -139,9 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    from .engine.defences import DEFENCES
-    from .engine.evaluation import DEFAULT_LSP_PSNR, PEERS, EvaluateConfig
-
     d = EvaluateConfig(clean_dir=Path("."))
     p = sub.add_parser(
         "evaluate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -166,7 +139,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lsp-psnr", type=float, default=None,
                    help="distortion budget of the LSP peer as a PSNR in dB (default: the "
                         "PSNR floor of the DUNE run's colour preset, else "
-                        f"{DEFAULT_LSP_PSNR:g})")
+                        f"{DEFAULTS.psnr_min:g})")
     p.add_argument("--protect-config", type=Path, default=None,
                    help="settings (JSON or manifest) for generating the spatial/colour "
                         "ablations; default: the first --train folder's manifest")
@@ -181,9 +154,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .engine.defences import DEFENCES
-    from .engine.evaluation import EvaluateConfig, evaluate
-
     protected = []
     for spec in args.train:
         name, _, folder = spec.rpartition("=")
@@ -192,11 +162,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         x.strip() for x in args.defence.split(",") if x.strip())
     settings: dict[str, Any] = {}
     source = args.protect_config
-    if source is None and protected and (protected[0][1] / "manifest.json").exists():
-        source = protected[0][1] / "manifest.json"
+    if source is None and protected and (protected[0][1] / MANIFEST_NAME).exists():
+        source = protected[0][1] / MANIFEST_NAME
     if source is not None:
-        loaded = ProtectConfig.load(source).to_dict()
-        settings = {k: loaded[k] for k in ProtectConfig.METHOD_FIELDS if k != "mode"}
+        settings = ProtectConfig.load(source).ablation_settings()
     config = EvaluateConfig(
         clean_dir=args.clean, protected=tuple(protected), test_dir=args.test,
         peers=tuple(x.strip() for x in args.peers.split(",") if x.strip()),
@@ -211,8 +180,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report = evaluate(config, progress=printer.progress, log=printer.log, cancel=token)
     finally:
         signal.signal(signal.SIGINT, previous)
-    from .engine.evaluation import markdown_table
-
     sys.stdout.write(markdown_table(report))
     sys.stdout.write(f"Report written to {args.report}\n")
     return 0 if report.status == "completed" else 130
@@ -222,38 +189,13 @@ def config_from_args(args: argparse.Namespace) -> ProtectConfig:
     base: dict[str, Any] = {}
     if args.config is not None:
         base = ProtectConfig.load(args.config).to_dict()
-    colour = dict(base.get("colour") or dataclasses.asdict(ColourConstraints()))
+    overrides: dict[str, Any] = {"input_dir": args.input, "output_dir": args.output}
     if args.colour_preset:
-        colour = dataclasses.asdict(COLOUR_PRESETS[args.colour_preset])
-    for arg, key in (("psnr_min", "psnr_min"), ("ssim_min", "ssim_min"),
-                     ("delta_e_max", "delta_e_max")):
-        if getattr(args, arg) is not None:
-            colour[key] = getattr(args, arg)
-    overrides: dict[str, Any] = {"input_dir": args.input, "output_dir": args.output,
-                                 "colour": colour}
-    simple = {"mode": "mode", "eps": "eps", "step_size": "step_size", "steps": "steps",
-              "offset": "label_offset", "grey_robust": "grey_robust",
-              "pgd_augment": "pgd_augment",
-              "checkpoints": "checkpoints", "epochs": "epochs",
-              "working_size": "working_size", "particles": "particles",
-              "colour_grid": "colour_grid",
-              "iterations": "iterations", "colour_sample": "colour_sample", "device": "device",
-              "seed": "seed", "format": "format", "quality": "quality",
-              "keep_metadata": "keep_metadata", "strip_gps": "strip_gps",
-              "batch_size": "batch_size",
-              "max_pixels": "max_pixels", "cache_dir": "cache_dir"}
-    for arg, key in simple.items():
-        if getattr(args, arg) is not None:
-            overrides[key] = getattr(args, arg)
-    if args.ensemble is not None:
-        overrides["architectures"] = tuple(a.strip() for a in args.ensemble.split(",")
-                                           if a.strip())
-        unknown = [a for a in overrides["architectures"] if a not in ARCHITECTURES]
-        if unknown:
-            raise ValueError(f"unknown architecture {', '.join(unknown)}; choose from "
-                             f"{', '.join(ARCHITECTURES)}")
-    if args.surrogate is not None:
-        overrides["surrogate_files"] = tuple(args.surrogate)
+        overrides.update(dataclasses.asdict(COLOUR_PRESETS[args.colour_preset]))
+    for s in SETTINGS:
+        value = getattr(args, s.name, None)
+        if s.cli is not None and value is not None:
+            overrides[s.name] = tuple(value) if s.kind == "files" else value
     return ProtectConfig.from_dict(base, **overrides)
 
 
@@ -352,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_protect(args)
         if args.command == "evaluate":
             return run_evaluate(args)
-    except (FolderError, ProfileMismatch, SurrogateError, ValueError, RuntimeError) as exc:
+    except USER_ERRORS as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except KeyboardInterrupt:

@@ -80,3 +80,13 @@ def test_a_manifest_is_a_settings_file_and_old_manifests_keep_their_method(
     assert "0 images protected now, 6 already protected" in capsys.readouterr().out
     assert main(["protect", str(src), str(out), *args]) == 2
     assert "grey_robust" in capsys.readouterr().err
+
+
+def test_a_three_class_folder_protects_at_defaults_from_the_cli(tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=2)
+    out = tmp_path / "out"
+    code = main(["protect", str(src), str(out), "--ensemble", "fast", "--checkpoints", "1",
+                 "--epochs", "1", "--steps", "2", "--iterations", "1", "--particles", "3",
+                 "--quiet"])
+    assert code == 0
+    assert json.loads((out / "manifest.json").read_text())["label_shift"] == 1

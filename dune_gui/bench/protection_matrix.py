@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 from dune_gui.bench.engine_speed import DEFAULT_DATA, subset
-from dune_gui.engine import ProtectConfig, protect
+from dune_gui.engine import LogEvent, ProtectConfig, protect
 from dune_gui.engine.defences import DEFENCES
 from dune_gui.engine.evaluation import EvaluateConfig, evaluate, markdown_table
-from dune_gui.engine.progress import LogEvent
 
 
 def log(event: LogEvent) -> None:
@@ -72,8 +71,7 @@ def main() -> None:
     dune_config = ProtectConfig(input_dir=train, output_dir=protected, **settings)
     result = protect(dune_config, log=log)
     protect_s = time.monotonic() - t0
-    method = dune_config.to_dict()
-    ablation = {k: method[k] for k in ProtectConfig.METHOD_FIELDS if k != "mode"}
+    ablation = dune_config.ablation_settings()
     ablation.update(cache_dir=args.out / "cache", device=args.device)
     if args.defences == "all":
         defences = tuple(DEFENCES)

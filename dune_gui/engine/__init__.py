@@ -1,31 +1,66 @@
-"""Headless DUNE engine. Qt-free: the CLI and the GUI are thin shells over this API."""
+"""Headless DUNE engine: the public API the CLI and the GUI use (they import nothing else
+from the engine). Qt-free.
 
-from .config import COLOUR_PRESETS, ColourConstraints, ProtectConfig
+    protect(ProtectConfig, progress, log, cancel) -> ProtectResult
+    preview(ProtectConfig, rels, ...) -> (classes, [PreviewImage])
+    evaluate(EvaluateConfig, progress, log, cancel) -> EvaluationReport
+"""
+
+from .config import (
+    COLOUR_PRESETS,
+    DEFAULTS,
+    SETTINGS,
+    SETTINGS_BY_NAME,
+    ColourConstraints,
+    ProtectConfig,
+    Setting,
+)
 from .data import FolderError, FolderScan, ImageError, SkippedFile, load_thumbnail, scan_folder
 from .defences import DEFENCES
-from .evaluation import PEERS, EvaluateConfig, EvaluationReport, evaluate
+from .devices import cuda_device_name
+from .evaluation import PEERS, EvaluateConfig, EvaluationReport, evaluate, markdown_table
 from .models import ARCHITECTURES
-from .pipeline import (
-    MANIFEST_NAME,
-    PreviewImage,
-    ProfileMismatch,
-    ProtectionJob,
-    ProtectResult,
-    preview,
-    protect,
-    resolve_device,
+from .pipeline import PreviewImage, ProtectResult, preview, protect
+from .presets import DEFAULT_PRESET, PRESETS, Preset, preset_of
+from .profile import MANIFEST_NAME, ProfileMismatch
+from .progress import (
+    PROTECT_STAGES,
+    STAGE_TITLES,
+    STAGES,
+    VERIFY_STAGES,
+    Cancelled,
+    CancelToken,
+    LogEvent,
+    ProgressEvent,
+    Stage,
+    format_duration,
 )
-from .progress import STAGES, CancelToken, LogEvent, ProgressEvent
+from .stages import class_count_problem, empty_classes_problem, resolve_device
 from .surrogates import SurrogateError
+
+# Exceptions whose message is written for the user (one line, says what to do); anything
+# else reaching a shell is a bug and is shown as such.
+USER_ERRORS: tuple[type[BaseException], ...] = (FolderError, ProfileMismatch, SurrogateError,
+                                                ImageError, ValueError, OSError, RuntimeError)
 
 __all__ = [
     "ARCHITECTURES",
     "COLOUR_PRESETS",
+    "DEFAULTS",
+    "DEFAULT_PRESET",
     "DEFENCES",
     "MANIFEST_NAME",
     "PEERS",
+    "PRESETS",
+    "PROTECT_STAGES",
+    "SETTINGS",
+    "SETTINGS_BY_NAME",
     "STAGES",
+    "STAGE_TITLES",
+    "USER_ERRORS",
+    "VERIFY_STAGES",
     "CancelToken",
+    "Cancelled",
     "ColourConstraints",
     "EvaluateConfig",
     "EvaluationReport",
@@ -33,16 +68,24 @@ __all__ = [
     "FolderScan",
     "ImageError",
     "LogEvent",
+    "Preset",
     "PreviewImage",
     "ProfileMismatch",
     "ProgressEvent",
     "ProtectConfig",
     "ProtectResult",
-    "ProtectionJob",
+    "Setting",
     "SkippedFile",
+    "Stage",
     "SurrogateError",
+    "class_count_problem",
+    "cuda_device_name",
+    "empty_classes_problem",
     "evaluate",
+    "format_duration",
     "load_thumbnail",
+    "markdown_table",
+    "preset_of",
     "preview",
     "protect",
     "resolve_device",

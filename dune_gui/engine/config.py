@@ -1,16 +1,84 @@
-"""Settings for one protection run, shared by the CLI, the GUI and settings files."""
+"""Settings for one protection run: one declarative table, from which the config dataclass,
+the CLI options, the GUI form and the settings-file round trip are all derived.
+
+Each field of `ProtectConfig` carries its `Setting` (label, help, kind, range, whether it
+decides the protected pixels, its command-line flag, the value older manifests imply).
+Adding a setting means adding one field here and the code that uses it; the CLI flag, the
+app's widget, validation and the settings file follow from the table.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 MODES = ("dune", "spatial", "colour")
 FORMATS = ("png", "keep")
 DEVICES = ("auto", "cpu", "cuda")
+# label shift used by `label_offset = 0` (auto) unless it is a multiple of the class count
+PREFERRED_LABEL_SHIFT = 3
+_NO_LEGACY = object()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table.
+
+    kind: "bool", "int", "float", "budget" (a float in 0..1 shown and typed in /255),
+    "choice" (one of `choices`), "names" (a tuple of `choices`), "files" (a tuple of paths),
+    "path", "shift" (an int where 0 means "auto").
+    method: the setting decides the protected pixels, so it is part of the folder's
+    protection profile and a run that differs on it may not extend that profile.
+    """
+
+    name: str
+    default: Any
+    label: str
+    help: str
+    group: str
+    kind: str
+    method: bool = True
+    cli: str | None = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    legacy: Any = _NO_LEGACY  # value implied by a manifest written before the setting existed
+    gui: bool = True
+
+    @property
+    def has_legacy(self) -> bool:
+        return self.legacy is not _NO_LEGACY
+
+    def check(self, value: Any) -> str | None:
+        """A one-line problem with `value`, or None."""
+        if self.kind == "choice" and value not in self.choices:
+            return f"{self.label.lower()} must be one of {', '.join(self.choices)}, not {value!r}"
+        if self.kind == "names":
+            unknown = [v for v in value if v not in self.choices]
+            if unknown:
+                return (f"unknown {self.label.lower()} {', '.join(map(str, unknown))}; choose "
+                        f"from {', '.join(self.choices)}")
+        if self.kind in ("int", "float", "budget", "shift"):
+            scale, unit = (255, "/255") if self.kind == "budget" else (1, "")
+            low = self.minimum if self.minimum is not None else float("-inf")
+            high = self.maximum if self.maximum is not None else float("inf")
+            if not low <= value <= high:
+                return (f"{self.label.lower()} must be between {low * scale:g}{unit} and "
+                        f"{high * scale:g}{unit}, not {value * scale:g}{unit}")
+        return None
+
+
+def setting(default: Any, label: str, help: str, group: str, kind: str, *,
+            default_factory: Callable[[], Any] | None = None, **spec: Any) -> Any:
+    """A dataclass field that carries its row of the settings table."""
+    meta = {"setting": dict(label=label, help=help, group=group, kind=kind, **spec)}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -31,66 +99,145 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
     "strong": ColourConstraints(psnr_min=20.0, ssim_min=0.8, delta_e_max=20.0),
 }
 
-
-# Method settings added after the first release, with the value that reproduces what a
-# folder protected before they existed was computed with (its manifest lacks the key).
-LEGACY_METHOD_VALUES: dict[str, Any] = {"grey_robust": False, "pgd_augment": False,
-                                         "colour_grid": 1}
-
-
-def with_legacy_values(method: dict[str, Any]) -> dict[str, Any]:
-    return {**LEGACY_METHOD_VALUES, **method}
+ARCHITECTURE_NAMES = ("fast", "vgg", "resnet18", "mobilenet", "small")
 
 
 @dataclass(frozen=True)
 class ProtectConfig:
     input_dir: Path
     output_dir: Path
-    mode: str = "dune"
+    mode: str = setting(
+        "dune", "Mode", "dune: both branches (the method); spatial or colour: one branch "
+        "alone, the paper's ablations, each weaker than both", "method", "choice",
+        choices=MODES, cli="--mode")
     # Spatial branch (L-inf PGD), in 0..1 units.
-    eps: float = 8 / 255
-    step_size: float = 0.5 / 255
-    steps: int = 30
-    label_offset: int = 3
+    eps: float = setting(
+        8 / 255, "Budget (eps)", "largest change of any pixel by the spatial perturbation; "
+        "more protects more and is more visible as grain on flat areas", "spatial", "budget",
+        minimum=0.5 / 255, maximum=1.0, cli="--eps")
+    step_size: float = setting(
+        0.5 / 255, "Step size", "PGD step; steps x step size must reach eps or the budget is "
+        "not used (eps / 16 at 30 steps, eps / 4 at 10)", "spatial", "budget",
+        minimum=0.01 / 255, maximum=1.0, cli="--step-size")
+    steps: int = setting(
+        30, "Steps", "PGD steps: more fit the perturbation better and cost proportionally "
+        "more time", "spatial", "int", minimum=1, maximum=1000, cli="--steps")
+    label_offset: int = setting(
+        0, "Label shift", "class y is steered toward class (y + s) mod K; 0 = auto (3, or 1 "
+        "when 3 is a multiple of the number of classes); must not be a multiple of K",
+        "method", "shift", minimum=0, maximum=9999, cli="--offset")
     # Optimise both branches also through a grayscale view of the images, so the protection
     # survives an adversary who trains on grayscale copies (the defence that strips the most
     # of a colour shortcut).
-    grey_robust: bool = True
+    grey_robust: bool = setting(
+        True, "Survive grayscale training", "also optimise both perturbations through a "
+        "grayscale view, so a model trained on grayscale copies still learns the shortcut; "
+        "same run time", "method", "bool", cli="--grey-robust", legacy=False)
     # PGD scores every step through a random flip and 2-pixel shift, the augmentation a
     # victim trains with, so the perturbation keeps working on the views the victim sees.
-    pgd_augment: bool = True
+    pgd_augment: bool = setting(
+        True, "Optimise through flips and shifts", "each PGD step sees the image through a "
+        "random flip and a small shift, as a model's training does, so the perturbation keeps "
+        "working on what the model sees; same run time", "method", "bool",
+        cli="--pgd-augment", legacy=False)
     # Surrogate ensemble: every architecture contributes `checkpoints` evenly spaced
     # checkpoints of one training run of `epochs` epochs.
-    architectures: tuple[str, ...] = ("fast", "vgg")
-    checkpoints: int = 3
-    epochs: int = 15
-    surrogate_files: tuple[str, ...] = ()
-    working_size: int = 32
-    # Colour branch (particle swarm).
-    colour: ColourConstraints = field(default_factory=ColourConstraints)
-    particles: int = 10
-    iterations: int = 10
-    colour_sample: int = 32
-    colour_bound: float = 0.25
-    colour_init: float = 0.1
-    penalty_weight: float = 10.0
+    architectures: tuple[str, ...] = setting(
+        None, "Architectures", "surrogate architectures trained on your folder; more "
+        "members transfer better to unknown models and cost proportionally more time",
+        "ensemble", "names", choices=ARCHITECTURE_NAMES, cli="--ensemble",
+        default_factory=lambda: ("fast", "vgg"))
+    checkpoints: int = setting(
+        3, "Checkpoints each", "checkpoints kept per architecture, spread over training; "
+        "each is one more ensemble member (time grows with the count)", "ensemble", "int",
+        minimum=1, maximum=50, cli="--checkpoints")
+    epochs: int = setting(
+        15, "Training epochs", "training epochs of each surrogate; trained once per folder "
+        "and cached", "ensemble", "int", minimum=1, maximum=1000, cli="--epochs")
+    surrogate_files: tuple[str, ...] = setting(
+        None, "Surrogate files", "extra surrogates: state dicts, TorchScript or ONNX files "
+        "(never unpickled code); ONNX joins the colour search only", "ensemble", "files",
+        cli="--surrogate", default_factory=tuple)
+    working_size: int = setting(
+        32, "Working size", "resolution the surrogates see (32 for small images, up to 224 "
+        "for photos); larger is slower; outputs always keep their own size", "ensemble",
+        "int", minimum=8, maximum=512, cli="--working-size")
+    # Colour branch (particle swarm) and its perceptual limits.
+    psnr_min: float = setting(
+        20.0, "PSNR at least", "lowest PSNR an image may have after the colour offset, dB; "
+        "higher is less visible and a weaker colour shortcut", "colour", "float",
+        minimum=0.0, maximum=100.0, cli="--psnr-min")
+    ssim_min: float = setting(
+        0.8, "SSIM at least", "lowest SSIM after the colour offset; higher is less visible",
+        "colour", "float", minimum=0.0, maximum=1.0, cli="--ssim-min")
+    delta_e_max: float = setting(
+        20.0, "Colour difference at most", "largest mean CIEDE2000 colour difference "
+        "(about 1 is just noticeable side by side, 2-3 where people notice a cast)",
+        "colour", "float", minimum=0.0, maximum=100.0, cli="--delta-e-max")
+    particles: int = setting(
+        10, "Swarm particles", "candidates per step of the colour search; more search "
+        "better and cost proportionally more time", "colour", "int", minimum=1, maximum=1000,
+        cli="--particles")
+    iterations: int = setting(
+        10, "Swarm iterations", "steps of the colour search; more search better and cost "
+        "proportionally more time", "colour", "int", minimum=1, maximum=1000,
+        cli="--iterations")
+    colour_sample: int = setting(
+        32, "Colour sample", "images per class the colour search scores each candidate on",
+        "colour", "int", minimum=1, maximum=100000, cli="--colour-sample")
+    colour_bound: float = setting(
+        0.25, "Colour bound", "largest colour offset per channel the search considers (0..1)",
+        "colour", "float", minimum=0.0, maximum=1.0, gui=False)
+    colour_init: float = setting(
+        0.1, "Colour start range", "the swarm starts uniformly within +- this offset",
+        "colour", "float", minimum=0.0, maximum=1.0, gui=False)
+    penalty_weight: float = setting(
+        10.0, "Penalty weight", "weight of the perceptual-limit penalties against the "
+        "cross-entropy in the colour objective", "colour", "float", minimum=0.0, gui=False)
     # 1: the spec's one RGB offset per class. G > 1: a G x G grid of offsets per class pinned
-    # to the image's corners and blended bilinearly, which survives JPEG, blur and pixel
-    # jitter as a uniform cast does but is a far easier shortcut to learn (README).
-    colour_grid: int = 1
+    # to the image's corners and blended bilinearly: structure a model learns more easily
+    # than a uniform cast and that survives JPEG, blur and pixel jitter (docs/research-log.md).
+    colour_grid: int = setting(
+        1, "Colour pattern", "1: one colour cast per class (the paper's); G: a G x G field of "
+        "casts blended across the image, like uneven lighting: a stronger shortcut, slightly "
+        "more distortion at the same limits", "colour", "int", minimum=1, maximum=8,
+        cli="--colour-grid", legacy=1)
     # Output.
-    format: str = "png"
-    quality: int = 95
-    keep_metadata: bool = False
-    strip_gps: bool = True  # with keep_metadata: drop the GPS block (where a photo was taken)
+    format: str = setting(
+        "png", "Format", "png: lossless, keeps the protection exactly; keep: the source "
+        "format (JPEG/WebP compression weakens the protection)", "output", "choice",
+        choices=FORMATS, cli="--format")
+    quality: int = setting(
+        95, "Quality", "JPEG/WebP quality with format keep; lower washes the perturbation "
+        "out", "output", "int", minimum=1, maximum=100, cli="--quality")
+    keep_metadata: bool = setting(
+        False, "Keep metadata (EXIF)", "copy EXIF to the outputs (ICC colour profiles are "
+        "always kept)", "output", "bool", cli="--keep-metadata")
+    strip_gps: bool = setting(
+        True, "Strip GPS location", "with metadata kept, remove where the photo was taken",
+        "output", "bool", cli="--strip-gps")
     # Execution.
-    device: str = "auto"
-    seed: int = 0
-    batch_size: int = 64
-    train_batch_size: int = 128
-    learning_rate: float = 0.05
-    max_pixels: int = 100_000_000
-    cache_dir: Path | None = None
+    device: str = setting(
+        "auto", "Device", "where the work runs: auto uses CUDA when present, else the CPU",
+        "run", "choice", choices=DEVICES, cli="--device", method=False)
+    seed: int = setting(
+        0, "Seed", "the same seed gives byte-identical outputs", "run", "int", minimum=0,
+        maximum=2**31 - 1, cli="--seed")
+    batch_size: int = setting(
+        64, "Batch size", "images per PGD batch; larger is faster on a GPU and needs more "
+        "memory", "run", "int", minimum=1, maximum=65536, cli="--batch-size")
+    train_batch_size: int = setting(
+        128, "Training batch size", "images per surrogate training step", "run", "int",
+        minimum=1, maximum=65536, gui=False)
+    learning_rate: float = setting(
+        0.05, "Learning rate", "peak learning rate of surrogate training", "run", "float",
+        minimum=0.0, maximum=10.0, gui=False)
+    max_pixels: int = setting(
+        100_000_000, "Pixel limit", "larger images are skipped (a decompression-bomb guard)",
+        "run", "int", minimum=1, maximum=10**12, cli="--max-pixels", method=False, gui=False)
+    cache_dir: Path | None = setting(
+        None, "Cache folder", "where trained surrogates are cached (default: the user cache "
+        "folder)", "run", "path", cli="--cache-dir", method=False, gui=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_dir", Path(self.input_dir))
@@ -99,72 +246,71 @@ class ProtectConfig:
             object.__setattr__(self, "cache_dir", Path(self.cache_dir))
         object.__setattr__(self, "architectures", tuple(self.architectures))
         object.__setattr__(self, "surrogate_files", tuple(str(p) for p in self.surrogate_files))
-        if isinstance(self.colour, dict):
-            object.__setattr__(self, "colour", ColourConstraints(**self.colour))
         self.validate()
 
     def validate(self) -> None:
-        problems = []
-        if self.mode not in MODES:
-            problems.append(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.format not in FORMATS:
-            problems.append(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
-        if self.device not in DEVICES:
-            problems.append(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        if not 0 < self.eps <= 1:
-            problems.append("eps must be in (0, 1] (0..1 units, e.g. 8/255 = 0.0314)")
-        if not 0 < self.step_size <= 1:
-            problems.append("step size must be in (0, 1]")
-        if self.steps < 1:
-            problems.append("steps must be at least 1")
-        if self.checkpoints < 1 or self.epochs < 1:
-            problems.append("checkpoints and epochs must be at least 1")
+        problems = [p for s in SETTINGS if (p := s.check(getattr(self, s.name))) is not None]
         if self.checkpoints > self.epochs:
             problems.append("cannot keep more checkpoints than there are epochs")
         if not self.architectures and not self.surrogate_files:
             problems.append("the ensemble is empty: choose an architecture or a surrogate file")
-        if not 8 <= self.working_size <= 512:
-            problems.append("working size must be between 8 and 512 pixels")
-        if self.particles < 1 or self.iterations < 1 or self.colour_sample < 1:
-            problems.append("particles, iterations and colour sample must be at least 1")
-        if not 1 <= self.colour_grid <= 8:
-            problems.append("colour grid must be between 1 (one offset) and 8 (an 8 x 8 field)")
-        if not 1 <= self.quality <= 100:
-            problems.append("quality must be between 1 and 100")
-        if self.batch_size < 1 or self.train_batch_size < 1:
-            problems.append("batch sizes must be at least 1")
         if problems:
             raise ValueError("; ".join(problems))
 
-    # The fields that decide what the protected pixels are. A folder's protection profile
-    # (manifest) is only extended by a run that agrees on all of them.
-    METHOD_FIELDS: ClassVar[tuple[str, ...]] = (
-        "mode", "eps", "step_size", "steps", "label_offset", "grey_robust", "pgd_augment",
-        "architectures", "checkpoints", "epochs", "surrogate_files", "working_size", "colour",
-        "particles", "iterations", "colour_sample", "colour_bound", "colour_init",
-        "penalty_weight", "colour_grid", "format", "quality", "keep_metadata", "strip_gps", "seed",
-        "batch_size", "train_batch_size", "learning_rate",
-    )
+    # ---- what the mode means ---------------------------------------------------------
+    @property
+    def uses_spatial(self) -> bool:
+        return self.mode in ("dune", "spatial")
 
+    @property
+    def uses_colour(self) -> bool:
+        return self.mode in ("dune", "colour")
+
+    @property
+    def colour(self) -> ColourConstraints:
+        return ColourConstraints(self.psnr_min, self.ssim_min, self.delta_e_max)
+
+    @property
+    def ensemble_size(self) -> int:
+        return len(self.architectures) * self.checkpoints + len(self.surrogate_files)
+
+    def label_shift(self, num_classes: int) -> int:
+        """The shift s actually used for K classes: `label_offset`, or with 0 (auto) 3
+        unless 3 is a multiple of K, then 1. Raises ValueError for an explicit s that is a
+        multiple of K (every image would keep its own label)."""
+        if self.label_offset == 0:
+            return PREFERRED_LABEL_SHIFT if PREFERRED_LABEL_SHIFT % num_classes else 1
+        if self.label_offset % num_classes == 0:
+            raise ValueError(f"label shift {self.label_offset} is a multiple of the number of "
+                             f"classes ({num_classes}): every image would keep its own label; "
+                             "use 0 (auto) or another shift")
+        return self.label_offset
+
+    # ---- plain data -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 value = str(value)
-            elif isinstance(value, ColourConstraints):
-                value = dataclasses.asdict(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
         return out
 
     def method_dict(self) -> dict[str, Any]:
+        """The settings that decide the protected pixels (the protection profile)."""
         full = self.to_dict()
-        return {k: full[k] for k in self.METHOD_FIELDS}
+        return {s.name: full[s.name] for s in SETTINGS if s.method}
+
+    def ablation_settings(self) -> dict[str, Any]:
+        """Method settings for generating the paper's ablations on a clean folder (the mode
+        is set by whoever generates them)."""
+        return {k: v for k, v in self.method_dict().items() if k != "mode"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> ProtectConfig:
+        data = migrate_settings(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -179,14 +325,47 @@ class ProtectConfig:
 
     @classmethod
     def load(cls, path: Path, **overrides: Any) -> ProtectConfig:
+        """A settings file, or a manifest (whose method settings are reused)."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if "config" in data and "images" in data:  # a manifest: reuse its method settings
+        if "config" in data and "images" in data:
             stored = data["config"]
             data = {**with_legacy_values(stored.get("method", {})),
                     "input_dir": stored.get("input_dir", "."),
                     "output_dir": stored.get("output_dir", ".")}
         return cls.from_dict(data, **overrides)
 
-    @property
-    def ensemble_size(self) -> int:
-        return len(self.architectures) * self.checkpoints + len(self.surrogate_files)
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(name=f.name,
+            default=f.default if f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+            else f.default_factory(),  # type: ignore[misc]
+            **f.metadata["setting"])
+    for f in dataclasses.fields(ProtectConfig) if "setting" in f.metadata)
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
+
+
+def migrate_settings(data: dict[str, Any], notes: list[str] | None = None) -> dict[str, Any]:
+    """Bring settings written by an older version to the current table (the one place that
+    knows old shapes): the nested `colour` block of limits became three settings."""
+    data = dict(data)
+    nested = data.pop("colour", None)
+    if isinstance(nested, dict):
+        for key in ("psnr_min", "ssim_min", "delta_e_max"):
+            if key in nested:
+                data.setdefault(key, nested[key])
+        if notes is not None:
+            notes.append("colour limits read from the older nested 'colour' block")
+    return data
+
+
+def with_legacy_values(method: dict[str, Any], notes: list[str] | None = None
+                       ) -> dict[str, Any]:
+    """Method settings of a manifest, completed with the values that reproduce what a folder
+    protected before a setting existed was computed with (its manifest lacks the key)."""
+    method = migrate_settings(method, notes)
+    added = {s.name: s.legacy for s in SETTINGS if s.has_legacy and s.name not in method}
+    if added and notes is not None:
+        notes.append("settings added since this profile was written take their earlier "
+                     f"behaviour: {', '.join(f'{k}={v}' for k, v in added.items())}")
+    return {**added, **method}

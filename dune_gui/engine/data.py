@@ -143,8 +143,6 @@ class DecodedImage:
     rgb: np.ndarray  # H x W x 3 float32
     alpha: np.ndarray | None
     kind: str
-    source_mode: str
-    source_format: str
     icc_profile: bytes | None
     exif: bytes | None
 
@@ -246,8 +244,7 @@ def decode_full(path: Path, max_pixels: int) -> DecodedImage:
         if len(exif):
             exif[0x0112] = 1  # orientation already applied to the pixels
             exif_bytes = exif.tobytes()
-        return DecodedImage(rgb, alpha, kind, img.mode, img.format or "",
-                            img.info.get("icc_profile"), exif_bytes)
+        return DecodedImage(rgb, alpha, kind, img.info.get("icc_profile"), exif_bytes)
     finally:
         img.close()
 
@@ -274,7 +271,6 @@ def decode_working(path: Path, size: int, max_pixels: int) -> torch.Tensor:
         img.close()
     small = resize_to_working(rgb, size)
     return (small * 255.0).round_().to(torch.uint8)
-
 
 
 def load_thumbnail(path: Path, size: int = 96, max_pixels: int = 100_000_000) -> np.ndarray:

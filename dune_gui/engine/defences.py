@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .attack import linf_box, sign_pgd
 from .views import LUMA
 
 UintTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -104,15 +105,10 @@ def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     """Untargeted L-inf PGD (Madry et al.): random start, step eps/4."""
     model.eval()
     start = (torch.rand(x.shape, generator=generator) * 2 - 1).to(x.device) * eps
-    x_adv = (x + start).clamp(0, 1)
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        loss = F.cross_entropy(model(x_adv), y)
-        (grad,) = torch.autograd.grad(loss, x_adv)
-        with torch.no_grad():
-            x_adv = x_adv + (eps / 4) * grad.sign()
-            x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp(0, 1)
-    return x_adv.detach()
+    lower, upper = linf_box(x.detach(), eps)
+    return sign_pgd((x + start).clamp(0, 1), lambda v: F.cross_entropy(model(v), y,
+                                                                       reduction="none"),
+                    lower, upper, eps / 4, steps, minimise=False)
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,16 @@ from typing import Any
 
 import torch
 
-from .config import COLOUR_PRESETS, ProtectConfig
+from .config import COLOUR_PRESETS, DEFAULTS, ProtectConfig, migrate_settings
 from .data import FolderError, ImageError, decode_working, scan_folder
 from .defences import DEFENCES, Defence, adversarial_examples
 from .export import write_json_atomic
 from .metrics import delta_e2000, psnr, ssim
 from .models import build_model
 from .peers import apply_lsp, apply_ops
-from .pipeline import protect, resolve_device
-from .progress import CancelToken, LogCallback, ProgressCallback, Reporter
+from .pipeline import protect
+from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Reporter
+from .stages import resolve_device
 from .training import random_crop_flip, train_classifier
 
 TRAINING_FREE_PEERS = ("lsp", "ops")
@@ -56,12 +57,12 @@ class EvaluateConfig:
     # Distortion budget of the LSP peer (PSNR of its pattern, dB). None: the PSNR floor of
     # the colour preset in protect_settings (DUNE's own budget), else the strong preset's.
     lsp_psnr: float | None = None
+    max_pixels: int = DEFAULTS.max_pixels
 
     def lsp_budget(self) -> float:
         if self.lsp_psnr is not None:
             return self.lsp_psnr
-        colour = self.protect_settings.get("colour") or {}
-        return float(colour.get("psnr_min", DEFAULT_LSP_PSNR))
+        return float(migrate_settings(self.protect_settings).get("psnr_min", DEFAULT_LSP_PSNR))
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.defences if d not in DEFENCES]
@@ -103,8 +104,8 @@ class EvaluationReport:
         raise KeyError((train, defence, arch))
 
 
-def load_labeled(folder: Path, classes: list[str] | None, size: int,
-                 reporter: Reporter) -> tuple[LabeledTensors, list[str]]:
+def load_labeled(folder: Path, classes: list[str] | None, size: int, reporter: Reporter,
+                 max_pixels: int = DEFAULTS.max_pixels) -> tuple[LabeledTensors, list[str]]:
     scan = scan_folder(folder)
     if classes is not None and scan.classes != classes:
         raise FolderError(f"{folder} has classes {scan.classes}, expected {classes}")
@@ -112,7 +113,7 @@ def load_labeled(folder: Path, classes: list[str] | None, size: int,
     for item in scan.items:
         reporter.check_cancel()
         try:
-            images.append(decode_working(item.path, size, 10**9))
+            images.append(decode_working(item.path, size, max_pixels))
         except ImageError as exc:
             reporter.warning(f"skipped {item.rel}: {exc}")
             continue
@@ -146,7 +147,8 @@ def _without(data: LabeledTensors, keys: set[str]) -> LabeledTensors:
 
 def train_victim(arch: str, train: LabeledTensors, test: LabeledTensors, defence: Defence,
                  epochs: int, seed: int, device: torch.device, num_classes: int,
-                 batch_size: int, learning_rate: float, reporter: Reporter
+                 batch_size: int, learning_rate: float, reporter: Reporter,
+                 progress_offset: int = 0, progress_total: int | None = None
                  ) -> tuple[float, list[float]]:
     images = defence.dataset(train.images) if defence.dataset else train.images
     test_images = defence.test(test.images) if defence.test else test.images
@@ -167,7 +169,8 @@ def train_victim(arch: str, train: LabeledTensors, test: LabeledTensors, defence
     result = train_classifier(
         model, images, train.labels, epochs, generator, device, batch_size=batch_size,
         learning_rate=learning_rate, augment=augment, batch_transform=batch_transform,
-        eval_data=(test_images, test.labels), reporter=reporter, stage="victims")
+        eval_data=(test_images, test.labels), reporter=reporter, stage="verify",
+        progress_offset=progress_offset, progress_total=progress_total)
     return result.curve[-1], result.curve
 
 
@@ -177,12 +180,12 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     reporter = Reporter(progress, log, cancel)
     device = resolve_device(config.device)
     size = config.working_size
-    clean, classes = load_labeled(config.clean_dir, None, size, reporter)
+    clean, classes = load_labeled(config.clean_dir, None, size, reporter, config.max_pixels)
     k = len(classes)
     notes: list[str] = []
     split_gen = torch.Generator().manual_seed(config.seed)
     if config.test_dir is not None:
-        test, _ = load_labeled(config.test_dir, classes, size, reporter)
+        test, _ = load_labeled(config.test_dir, classes, size, reporter, config.max_pixels)
         clean_train = clean
     else:
         clean_train, test = stratified_split(clean, config.holdout, split_gen)
@@ -192,7 +195,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     held_out = set(test.keys) if config.test_dir is None else set()
     train_sets: list[tuple[str, LabeledTensors]] = [("clean", clean_train)]
     for name, folder in config.protected:
-        data, _ = load_labeled(folder, classes, size, reporter)
+        data, _ = load_labeled(folder, classes, size, reporter, config.max_pixels)
         train_sets.append((name, _without(data, held_out)))
     peer_gen = peer_generator(config.seed)
     for peer in config.peers:
@@ -210,6 +213,12 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     runs: list[dict[str, Any]] = []
     status = "completed"
     total = len(train_sets) * len(config.defences) * len(config.archs)
+    # one count for the whole verification (every victim's training steps), so its one
+    # progress bar and ETA cover the run rather than restarting with each victim
+    steps = {name: config.epochs * max(1, -(-len(data.keys) // config.batch_size))
+             for name, data in train_sets}
+    all_steps = sum(steps.values()) * len(config.defences) * len(config.archs)
+    steps_done = 0
     started = time.monotonic()
     try:
         for name, data in train_sets:
@@ -220,18 +229,18 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                                   f"{config.epochs} epochs on {len(data.keys)} images")
                     acc, curve = train_victim(
                         arch, data, test, DEFENCES[defence_name], config.epochs, config.seed,
-                        device, k, config.batch_size, config.learning_rate, reporter)
+                        device, k, config.batch_size, config.learning_rate, reporter,
+                        steps_done, all_steps)
+                    steps_done += steps[name]
                     runs.append({"train": name, "defence": defence_name, "arch": arch,
                                  "epochs": config.epochs, "test_accuracy": acc,
                                  "curve": curve})
                     if config.report_dir is not None:  # a long matrix keeps what it measured
                         write_report(EvaluationReport(1.0 / k, {}, runs, "running", notes),
                                      config.report_dir)
-                    reporter.stage("evaluate", len(runs), total,
-                                   f"{name} / {defence_name} / {arch}: {acc:.1%}")
-    except Exception as exc:
-        if type(exc).__name__ != "Cancelled":
-            raise
+                    reporter.info(f"victim {len(runs)} of {total} ({name} / {defence_name} / "
+                                  f"{arch}): {acc:.1%} on clean test images")
+    except Cancelled:
         status = "cancelled"
     settings = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
     settings.update({"lsp_psnr": config.lsp_budget(), "distortion": distortion,
@@ -269,14 +278,14 @@ def _ablation(config: EvaluateConfig, mode: str, clean_train: LabeledTensors,
     with the real engine (same budget and surrogates as the DUNE run's settings)."""
     assert config.report_dir is not None, "ablation peers need a report folder"
     out = config.report_dir / "peers" / mode
-    settings = dict(config.protect_settings)
-    settings.update(mode=mode, working_size=config.working_size, seed=config.seed)
-    pc = ProtectConfig(input_dir=config.clean_dir, output_dir=out, **settings)
+    pc = ProtectConfig.from_dict(config.protect_settings, input_dir=config.clean_dir,
+                                 output_dir=out, mode=mode, working_size=config.working_size,
+                                 seed=config.seed)
     reporter.info(f"generating the {mode}-only ablation into {out}")
     result = protect(pc, cancel=reporter.cancel)
     if result.status != "completed":
         reporter.check_cancel()
-    data, _ = load_labeled(out, None, config.working_size, reporter)
+    data, _ = load_labeled(out, None, config.working_size, reporter, config.max_pixels)
     by_key = dict(zip(data.keys, range(len(data.keys)), strict=True))
     return data.images[torch.tensor([by_key[k] for k in clean_train.keys])]
 

@@ -19,9 +19,17 @@ from .data import DecodedImage
 from .metrics import delta_e2000, psnr, ssim
 from .spatial import upsample_delta
 
-KEEPABLE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib",
-                               ".tif", ".tiff"})
-LOSSY_FORMATS = {"JPEG", "WEBP"}
+# What each writable suffix is saved as; the one list of which formats are lossy.
+SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG",
+                  ".jfif": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".dib": "BMP",
+                  ".tif": "TIFF", ".tiff": "TIFF"}
+KEEPABLE_SUFFIXES = frozenset(SUFFIX_FORMATS)
+LOSSY_FORMATS = frozenset({"JPEG", "WEBP"})
+SIXTEEN_BIT_SUFFIXES = frozenset({".png", ".tif", ".tiff"})  # formats that hold 16-bit grey
+
+
+def is_lossy(path: Path) -> bool:
+    return SUFFIX_FORMATS.get(path.suffix.lower()) in LOSSY_FORMATS
 METRIC_MAX_PIXELS = 4_000_000  # full-res metrics above this are measured on a downscale
 
 
@@ -118,10 +126,7 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
     """Write to a temporary file in the same folder, fsync, then rename over the final name,
     so a half-written file never appears under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
-           ".webp": "WEBP", ".bmp": "BMP", ".dib": "BMP", ".tif": "TIFF",
-           ".tiff": "TIFF"}.get(suffix, "PNG")
+    fmt = SUFFIX_FORMATS.get(path.suffix.lower(), "PNG")
     params: dict[str, Any] = {}
     if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["icc_profile"] = image.icc_profile  # colour management is not metadata to drop
@@ -139,6 +144,24 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
         params["compress_level"] = 6
     with atomic_write(path) as fh:
         img.save(fh, format=fmt, **params)
+
+
+def export_image(image: DecodedImage, protected: torch.Tensor, path: Path, quality: int,
+                 keep_metadata: bool, strip_gps: bool) -> dict[str, float]:
+    """Quantise and atomically write one protected image; return the perceptual measures of
+    the pixels as written (read back from the file for lossy formats)."""
+    if image.kind == "I;16" and path.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+        image.kind = "L"
+    pil = to_pil(protected, image)
+    save_image_atomic(pil, path, image, quality, keep_metadata, strip_gps)
+    if is_lossy(path):
+        with Image.open(path) as saved:
+            saved.load()
+            written = read_back(saved, image)
+    else:
+        written = read_back(pil, image)
+    original = torch.from_numpy(image.rgb).permute(2, 0, 1)
+    return quality_metrics(original, written)
 
 
 def without_gps(exif_bytes: bytes) -> bytes:

@@ -12,7 +12,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-STAGES = ("scan", "surrogates", "colour", "spatial", "export")
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    title: str
+
+
+# Every stage an engine call reports, in run order; the CLI and the GUI derive their
+# progress display from this list rather than keeping their own.
+PROTECT_STAGES = (Stage("scan", "Scanning"), Stage("surrogates", "Training surrogates"),
+                  Stage("colour", "Colour search"), Stage("spatial", "Spatial perturbation"),
+                  Stage("export", "Writing images"))
+VERIFY_STAGES = (Stage("verify", "Training victims"),)
+STAGES: tuple[Stage, ...] = PROTECT_STAGES + VERIFY_STAGES
+STAGE_TITLES: dict[str, str] = {s.name: s.title for s in STAGES}
 
 
 class Cancelled(Exception):
@@ -67,12 +81,18 @@ class EtaTracker:
     """
 
     total: int
-    start_done: int = 0
     _t0: float | None = field(default=None, repr=False)
     _n0: int = 0
+    last_done: int = -1
 
-    def update(self, done: int) -> float | None:
-        now = time.monotonic()
+    def restarts_at(self, done: int, total: int) -> bool:
+        """A new pass of the stage: its total changed, or the count went back (the next
+        victim reports from 1 again with the same total)."""
+        return total != self.total or done == 0 or done < self.last_done
+
+    def update(self, done: int, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        self.last_done = done
         if self._t0 is None:
             self._t0, self._n0 = now, done
             return None
@@ -84,25 +104,43 @@ class EtaTracker:
 
 
 class Reporter:
-    """Bundles the optional callbacks so stages take one argument instead of three."""
+    """Bundles the optional callbacks so stages take one argument instead of three.
+
+    Progress is throttled like Orange3's `TaskState.set_progress_value`: an event goes out
+    when the stage or its total changes, when the whole per-mille value rises, at the end,
+    or at least every `heartbeat_s` (so a slow stage's ETA and message stay fresh). A GUI
+    thus receives at most ~1000 events per stage however fine-grained the engine counts.
+    """
 
     def __init__(
         self,
         progress: ProgressCallback | None = None,
         log: LogCallback | None = None,
         cancel: CancelToken | None = None,
+        heartbeat_s: float = 1.0,
     ) -> None:
         self._progress = progress
         self._log = log
         self.cancel = cancel or CancelToken()
         self._eta: dict[str, EtaTracker] = {}
+        self._last: dict[str, tuple[int, int, float]] = {}  # stage -> (total, permille, t)
+        self.heartbeat_s = heartbeat_s
 
     def stage(self, stage: str, done: int, total: int, message: str = "") -> None:
         tracker = self._eta.get(stage)
-        if tracker is None or tracker.total != total or done == 0:
+        if tracker is None or tracker.restarts_at(done, total):
             tracker = self._eta[stage] = EtaTracker(total=total)
-        eta = tracker.update(done)
-        if self._progress is not None:
+        now = time.monotonic()
+        eta = tracker.update(done, now)
+        if self._progress is None:
+            return
+        permille = 1000 * done // total if total > 0 else 1000
+        previous = self._last.get(stage)
+        due = (previous is None or previous[0] != total or permille > previous[1]
+               or permille < previous[1] or done >= total
+               or now - previous[2] >= self.heartbeat_s)
+        if due:
+            self._last[stage] = (total, permille, now)
             self._progress(ProgressEvent(stage, done, total, message, eta))
 
     def info(self, message: str) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,7 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import CancelToken, FolderError, ImageError, load_thumbnail, scan_folder
+from ..engine import (
+    CancelToken,
+    FolderError,
+    ImageError,
+    class_count_problem,
+    empty_classes_problem,
+    load_thumbnail,
+    scan_folder,
+)
 from .preview_panel import to_qimage
 
 THUMBS_PER_CLASS = 48
@@ -63,19 +71,21 @@ def summarise_folder(root: Path, cancel: CancelToken | None = None,
                 summary.thumbnails[rel] = load_thumbnail(by_rel[rel].path)
             except ImageError as exc:
                 summary.skipped.append((rel, str(exc)))
+    # the engine's own wording, so the app says what a run would refuse
     if len(scan.classes) < 2:
-        summary.problem = (f"Found {len(scan.classes)} class folder(s). A labeled folder needs "
-                           "at least two subfolders, one per class.")
+        summary.problem = _sentence(class_count_problem(len(scan.classes), Path(root)))
     else:
         empty = [c for c, rels in images.items() if not rels]
         if empty:
-            summary.problem = f"No images in class folder(s): {', '.join(empty)}."
+            summary.problem = _sentence(empty_classes_problem(empty))
     return summary
 
 
-class FolderPanel(QWidget):
-    selection_changed = Signal()
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:] + "."
 
+
+class FolderPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.summary: FolderSummary | None = None
@@ -93,7 +103,6 @@ class FolderPanel(QWidget):
         self.thumbs.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.thumbs.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.thumbs.setToolTip("Select images to preview (Ctrl/Shift-click for several)")
-        self.thumbs.itemSelectionChanged.connect(self.selection_changed)
         self.skipped = QListWidget()
         self.skipped.setToolTip("Files that will be skipped, with the reason")
         self.skipped_label = QLabel("Skipped files")

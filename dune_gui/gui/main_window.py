@@ -19,10 +19,7 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -36,7 +33,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -45,26 +41,28 @@ from PySide6.QtWidgets import (
 
 from .. import APP_NAME, __version__
 from ..engine import (
+    MANIFEST_NAME,
+    PROTECT_STAGES,
+    STAGE_TITLES,
     EvaluateConfig,
     EvaluationReport,
     PreviewImage,
     ProtectConfig,
     ProtectResult,
+    cuda_device_name,
     evaluate,
+    format_duration,
     preview,
     protect,
 )
-from ..engine.progress import format_duration
 from ..resources import icon_paths
 from .folder_panel import FolderPanel, FolderSummary, summarise_folder
 from .preview_panel import PreviewPanel
 from .settings_panel import SettingsPanel
 from .tasks import EngineTask
 
-STAGES = [("scan", "Scan"), ("surrogates", "Surrogates"), ("colour", "Colour search"),
-          ("spatial", "Spatial PGD"), ("export", "Export"), ("victims", "Verification")]
-QUALITY_FLOOR = 75
 MAX_RECENT = 8
+STAGE_ORDER = [s.name for s in PROTECT_STAGES]
 
 
 def app_icon() -> QIcon:
@@ -72,14 +70,6 @@ def app_icon() -> QIcon:
     for p in icon_paths():
         icon.addFile(str(p))
     return icon
-
-
-def cuda_device_name() -> str | None:
-    import torch
-
-    if torch.cuda.is_available():
-        return f"CUDA: {torch.cuda.get_device_name(0)}"
-    return None
 
 
 class MainWindow(QMainWindow):
@@ -92,7 +82,6 @@ class MainWindow(QMainWindow):
         self.resize(1400, 880)
         self.input_dir: Path | None = None
         self.task: EngineTask | None = None
-        self.task_kind = ""
         self.last_result: ProtectResult | None = None
         self.last_error: str | None = None
         self.previews: list[PreviewImage] = []
@@ -121,10 +110,12 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.log, "Log")
 
         self.settings_panel = SettingsPanel(cuda_device_name())
+        self.settings_panel.advanced_toggle.setChecked(
+            self.qsettings.value("advanced_open", False, type=bool))
         right = QWidget()
         rv = QVBoxLayout(right)
+        rv.insertWidget(0, self._build_output_box())
         rv.addWidget(self.settings_panel)
-        rv.addWidget(self._build_export_box())
         scroll = QScrollArea()
         scroll.setWidget(right)
         scroll.setWidgetResizable(True)
@@ -146,67 +137,37 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     # ---- construction --------------------------------------------------------------
-    def _build_export_box(self) -> QGroupBox:
-        box = QGroupBox("Export")
-        form = QFormLayout(box)
+    def _build_output_box(self) -> QGroupBox:
+        box = QGroupBox("Output folder")
+        row = QHBoxLayout(box)
         self.output_edit = QLineEdit()
         self.output_edit.setPlaceholderText("Choose where the protected copy goes")
-        self.output_edit.setToolTip("Output folder; never inside the input folder")
+        self.output_edit.setToolTip("Where the protected copy is written; never inside the "
+                                    "input folder, which is only ever read")
+        self.output_edit.setAccessibleName("Output folder")
         self.output_edit.textChanged.connect(self._update_buttons)
         browse = QPushButton("Browse…")
         browse.setToolTip("Choose the output folder")
         browse.clicked.connect(self._choose_output)
-        row = QWidget()
-        rl = QHBoxLayout(row)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.output_edit, 1)
-        rl.addWidget(browse)
-        self.format = QComboBox()
-        self.format.addItem("PNG (lossless, recommended)", "png")
-        self.format.addItem("Keep source format (JPEG/WebP lossy)", "keep")
-        self.format.setToolTip("PNG keeps the protection exactly; lossy formats weaken it")
-        self.quality = QSpinBox()
-        self.quality.setRange(QUALITY_FLOOR, 100)
-        self.quality.setValue(95)
-        self.quality.setToolTip(f"JPEG/WebP quality (at least {QUALITY_FLOOR}: lower quality "
-                                "would wash the perturbation out)")
-        self.lossy_warning = QLabel("Lossy formats weaken protection: JPEG compression removes "
-                                    "part of the spatial perturbation.")
-        self.lossy_warning.setWordWrap(True)
-        self.lossy_warning.setStyleSheet("color: #b06000")
-        self.format.currentIndexChanged.connect(self._format_changed)
-        self.keep_metadata = QCheckBox("Keep metadata (EXIF)")
-        self.keep_metadata.setToolTip("Copy EXIF to the outputs; ICC colour profiles are "
-                                      "always kept")
-        self.strip_gps = QCheckBox("Strip GPS location")
-        self.strip_gps.setChecked(True)
-        self.strip_gps.setToolTip("Remove where the photo was taken when keeping metadata")
-        self.keep_metadata.toggled.connect(self.strip_gps.setEnabled)
-        self.strip_gps.setEnabled(False)
-        form.addRow("Output folder", row)
-        form.addRow("Format", self.format)
-        form.addRow("Quality", self.quality)
-        form.addRow("", self.lossy_warning)
-        form.addRow("", self.keep_metadata)
-        form.addRow("", self.strip_gps)
-        self._format_changed()
+        row.addWidget(self.output_edit, 1)
+        row.addWidget(browse)
         return box
 
     def _build_run_box(self) -> QWidget:
+        """One story: the current stage, one bar, its ETA; the detail goes to the log."""
         box = QWidget()
         grid = QGridLayout(box)
         grid.setContentsMargins(4, 0, 4, 0)
-        self.bars: dict[str, tuple[QProgressBar, QLabel]] = {}
-        for i, (stage, title) in enumerate(STAGES):
-            bar = QProgressBar()
-            bar.setFormat(f"{title}: %v/%m")
-            bar.setTextVisible(True)
-            bar.setValue(0)
-            eta = QLabel("")
-            eta.setMinimumWidth(80)
-            grid.addWidget(bar, i // 3, (i % 3) * 2)
-            grid.addWidget(eta, i // 3, (i % 3) * 2 + 1)
-            self.bars[stage] = (bar, eta)
+        self.stage_label = QLabel("")
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(True)
+        self.bar.setValue(0)
+        self.eta_label = QLabel("")
+        self.eta_label.setMinimumWidth(90)
+        grid.addWidget(self.stage_label, 0, 0)
+        grid.addWidget(self.bar, 0, 1)
+        grid.addWidget(self.eta_label, 0, 2)
+        grid.setColumnStretch(1, 1)
         buttons = QHBoxLayout()
         self.preview_button = QPushButton("Preview")
         self.preview_button.setToolTip("Protect the selected images (or a few per class) in "
@@ -226,7 +187,7 @@ class MainWindow(QMainWindow):
         for b in (self.preview_button, self.protect_button, self.cancel_button,
                   self.open_output_button):
             buttons.addWidget(b)
-        grid.addLayout(buttons, 2, 0, 1, 6)
+        grid.addLayout(buttons, 1, 0, 1, 3)
         return box
 
     def _build_menus(self) -> None:
@@ -311,11 +272,8 @@ class MainWindow(QMainWindow):
                              **self._widget_values())
 
     def _widget_values(self) -> dict[str, Any]:
-        """Every ProtectConfig setting the window shows: the settings panel plus export."""
-        return {**self.settings_panel.settings(), "format": self.format.currentData(),
-                "quality": self.quality.value(),
-                "keep_metadata": self.keep_metadata.isChecked(),
-                "strip_gps": self.strip_gps.isChecked()}
+        """Every ProtectConfig setting the window shows."""
+        return self.settings_panel.settings()
 
     def start_preview(self) -> None:
         if self._busy():
@@ -355,7 +313,6 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc).capitalize())
             return
         self._reset_bars()
-        self.started_at = time.monotonic()
         self._run("protect", lambda p, log, c: protect(config, p, log, c), self._protect_done)
 
     def _protect_done(self, result: ProtectResult) -> None:
@@ -371,18 +328,22 @@ class MainWindow(QMainWindow):
         if self._busy():
             return
         output = Path(self.output_edit.text().strip() or ".")
-        if self.input_dir is None or not (output / "manifest.json").exists():
+        if self.input_dir is None or not (output / MANIFEST_NAME).exists():
             self.show_error("Protect the folder first: verification trains on the protected "
                             "copy in the output folder.")
             return
         defences, peers, arch, epochs = self.verify_panel.chosen()
         report_dir = output.parent / f"{output.name}-verification"
-        settings = {k: v for k, v in self.current_config().to_dict().items()
-                    if k in ProtectConfig.METHOD_FIELDS and k != "mode"}
-        config = EvaluateConfig(clean_dir=self.input_dir, protected=(("dune", output),),
-                                peers=peers, defences=defences, archs=(arch,), epochs=epochs,
-                                report_dir=report_dir, protect_settings=settings,
-                                device=self.settings_panel.device.currentData())
+        try:
+            protect_config = self.current_config()
+            config = EvaluateConfig(clean_dir=self.input_dir, protected=(("dune", output),),
+                                    peers=peers, defences=defences, archs=(arch,),
+                                    epochs=epochs, report_dir=report_dir,
+                                    protect_settings=protect_config.ablation_settings(),
+                                    device=protect_config.device)
+        except ValueError as exc:
+            self.show_error(str(exc).capitalize())
+            return
         self._reset_bars()
         self.tabs.setCurrentWidget(self.verify_panel)
         self._run("verify", lambda p, log, c: evaluate(config, p, log, c),
@@ -393,7 +354,6 @@ class MainWindow(QMainWindow):
 
     def _run(self, kind: str, fn: Any, on_success: Any) -> None:
         self.task = EngineTask(fn, self)
-        self.task_kind = kind
         self.task.progress.connect(self._on_progress)
         self.task.log.connect(self._append_log)
         self.task.succeeded.connect(on_success)
@@ -409,30 +369,32 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cancelling after the current batch…")
 
     def _task_finished(self) -> None:
+        if self.task is not None:
+            self.task.deleteLater()  # a window runs many tasks; none may outlive its run
         self.task = None
-        self.task_kind = ""
         self._update_buttons()
 
     def _busy(self) -> bool:
         return self.task is not None and self.task.is_running()
 
     def _on_progress(self, stage: str, done: int, total: int, message: str, eta: float) -> None:
-        key = stage if stage in self.bars else ("victims" if stage == "evaluate" else None)
-        if key is None:
-            return
-        bar, label = self.bars[key]
-        bar.setMaximum(max(total, 1))
-        bar.setValue(min(done, max(total, 1)))
-        label.setText(("" if eta < 0 else f"ETA {format_duration(eta)}") if done < total
-                      else "done")
+        title = STAGE_TITLES.get(stage, stage)
+        if stage in STAGE_ORDER:
+            title = f"Step {STAGE_ORDER.index(stage) + 1} of {len(STAGE_ORDER)}: {title}"
+        self.stage_label.setText(title)
+        self.bar.setMaximum(max(total, 1))
+        self.bar.setValue(min(done, max(total, 1)))
+        self.bar.setFormat(f"{done:,} / {total:,}" if total > 1 else "%p%")
+        self.eta_label.setText(("" if eta < 0 else f"ETA {format_duration(eta)}")
+                               if done < total else "done")
         if message:
             self.statusBar().showMessage(message)
 
     def _reset_bars(self) -> None:
-        for bar, label in self.bars.values():
-            bar.setMaximum(1)
-            bar.setValue(0)
-            label.setText("")
+        self.stage_label.setText("")
+        self.bar.setMaximum(1)
+        self.bar.setValue(0)
+        self.eta_label.setText("")
 
     def _append_log(self, level: str, message: str) -> None:
         prefix = {"warning": "⚠ ", "error": "✖ "}.get(level, "")
@@ -450,7 +412,7 @@ class MainWindow(QMainWindow):
     def _update_buttons(self) -> None:
         busy = self._busy()
         out_text = self.output_edit.text().strip()
-        resumable = bool(out_text) and (Path(out_text) / "manifest.json").exists()
+        resumable = bool(out_text) and (Path(out_text) / MANIFEST_NAME).exists()
         self.protect_button.setText("Resume / update && export" if resumable
                                     else "Protect && export")
         have_folder = self.input_dir is not None
@@ -470,11 +432,6 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Choose the output folder")
         if folder:
             self.output_edit.setText(folder)
-
-    def _format_changed(self) -> None:
-        lossy = self.format.currentData() == "keep"
-        self.quality.setEnabled(lossy)
-        self.lossy_warning.setVisible(lossy)
 
     # ---- settings ------------------------------------------------------------------
     def save_settings_file(self) -> None:
@@ -510,11 +467,7 @@ class MainWindow(QMainWindow):
         return values
 
     def _apply_values(self, values: dict[str, Any]) -> None:
-        self.settings_panel.set_settings(values)
-        self.format.setCurrentIndex(max(0, self.format.findData(values.get("format", "png"))))
-        self.quality.setValue(int(values.get("quality", 95)))
-        self.keep_metadata.setChecked(bool(values.get("keep_metadata", False)))
-        self.strip_gps.setChecked(bool(values.get("strip_gps", True)))
+        self.settings_panel.set_settings(ProtectConfig.from_dict(values).to_dict())
 
     def _restore(self) -> None:
         raw = self.qsettings.value("settings")
@@ -534,6 +487,7 @@ class MainWindow(QMainWindow):
         with contextlib.suppress(ValueError):
             self.qsettings.setValue("settings", json.dumps(self._config_values()))
         self.qsettings.setValue("geometry", self.saveGeometry())
+        self.qsettings.setValue("advanced_open", self.settings_panel.advanced_toggle.isChecked())
         self.qsettings.sync()
 
     def _remember_recent(self, folder: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..engine import CancelToken, LogEvent, ProgressEvent
+from ..engine import USER_ERRORS, CancelToken, LogEvent, ProgressEvent
 
 EngineCall = Callable[[Callable[[ProgressEvent], None], Callable[[LogEvent], None],
                        CancelToken], Any]
@@ -52,10 +52,10 @@ class _Runner(QObject):
 
 
 def friendly_message(exc: BaseException) -> str:
-    known = ("FolderError", "ProfileMismatch", "SurrogateError", "ImageError", "ValueError",
-             "RuntimeError", "OSError", "PermissionError", "FileNotFoundError")
+    """The engine's user-facing errors as they are (capitalised); anything else is a bug and
+    says so, with its type."""
     text = str(exc) or type(exc).__name__
-    if type(exc).__name__ in known or isinstance(exc, OSError):
+    if isinstance(exc, USER_ERRORS):
         return text[0].upper() + text[1:]
     return f"Unexpected problem ({type(exc).__name__}): {text}"
 

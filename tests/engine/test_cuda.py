@@ -16,6 +16,7 @@ from dune_gui.engine import ProtectConfig, protect
 from dune_gui.engine.models import build_model
 from dune_gui.engine.spatial import SpatialPGD, spatial_pgd
 from dune_gui.engine.surrogates import Ensemble, SurrogateMember
+from dune_gui.engine.views import FlipShiftView, grey_view
 from tests.conftest import tiny_settings
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -48,8 +49,8 @@ def test_spatial_pgd_on_cuda_stays_within_eps_and_lowers_the_loss() -> None:
     target = torch.randint(0, 4, (16,), generator=gen).to(CUDA)
     ensemble = _ensemble(CUDA, members=3)
     eps = 8 / 255
-    delta = spatial_pgd(x, target, ensemble, eps, 2 / 255, 10, through_grey_view=True,
-                        augment_shift=2, seed=3)
+    delta = spatial_pgd(x, target, ensemble, eps, 2 / 255, 10,
+                        views=[grey_view, FlipShiftView(2, 3)])
     assert delta.device.type == "cuda"
     assert delta.abs().max() <= eps + 1e-6
     assert (x + delta).min() >= 0 and (x + delta).max() <= 1

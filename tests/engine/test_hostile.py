@@ -207,3 +207,4 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     for rel in ref_files:
         assert (reference / rel).read_bytes() == (out / rel).read_bytes(), rel
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+

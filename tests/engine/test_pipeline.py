@@ -279,3 +279,25 @@ def test_metadata_kept_on_request_with_gps_stripped(tmp_path: Path) -> None:
     protect(_config(src, plain))
     with Image.open(plain / target.relative_to(src).with_suffix(".png")) as img:
         assert 0x010F not in img.getexif()
+
+
+def test_a_three_class_folder_is_protected_at_the_default_label_shift(tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "input", classes=3, per_class=2)
+    settings = tiny_settings()
+    settings.pop("label_offset")  # the default: auto
+    out = tmp_path / "out"
+    result = protect(ProtectConfig(input_dir=src, output_dir=out, **settings))
+    assert result.status == "completed" and result.label_shift == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["label_shift"] == 1 and manifest["config"]["method"]["label_offset"] == 0
+    classes = manifest["classes"]
+    assert manifest["targets"] == {c: classes[(i + 1) % 3] for i, c in enumerate(classes)}
+    again = protect(ProtectConfig(input_dir=src, output_dir=out, **settings,))
+    assert again.reused == 6  # the profile is extended, not refused
+
+
+def test_a_profile_with_an_explicit_shift_accepts_auto_when_it_resolves_the_same(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out, label_offset=1))  # 3 classes: auto is 1 too
+    assert protect(_config(labeled_folder, out, label_offset=0)).reused == 18

@@ -3,6 +3,7 @@ import torch
 from dune_gui.engine.models import build_model
 from dune_gui.engine.spatial import SpatialPGD, spatial_pgd, upsample_delta
 from dune_gui.engine.surrogates import Ensemble, SurrogateMember
+from dune_gui.engine.views import FlipShiftView, grey_view
 
 
 def _ensemble(members: int = 2, classes: int = 4) -> Ensemble:
@@ -67,7 +68,7 @@ def test_grey_view_steps_give_a_pure_luminance_perturbation() -> None:
     gen = torch.Generator().manual_seed(3)
     x = torch.rand(4, 3, 16, 16, generator=gen) * 0.5 + 0.25  # no clipping at 0 or 1
     target = torch.tensor([1, 2, 3, 0])
-    delta = spatial_pgd(x, target, _ensemble(), 8 / 255, 1 / 255, 5, through_grey_view=True)
+    delta = spatial_pgd(x, target, _ensemble(), 8 / 255, 1 / 255, 5, views=[grey_view])
     assert delta.abs().max() <= 8 / 255 + 1e-7
     assert (delta.abs() > 0).float().mean() > 0.9
     # equal up to float rounding of (x + delta) - x
@@ -81,7 +82,7 @@ def test_grey_view_steps_lower_the_targeted_loss_on_grey_images() -> None:
     x = torch.rand(8, 3, 16, 16, generator=gen) * 0.5 + 0.25
     target = torch.randint(0, 4, (8,), generator=gen)
     ensemble = _ensemble()
-    delta = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 6, through_grey_view=True)
+    delta = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 6, views=[grey_view])
     with torch.no_grad():
         before = ensemble.mean_cross_entropy(grey_view(x), target).mean()
         after = ensemble.mean_cross_entropy(grey_view(x + delta), target).mean()
@@ -94,32 +95,27 @@ def test_flip_and_shift_steps_stay_in_the_ball_are_seeded_and_batch_independent(
     target = torch.tensor([0, 1, 2, 3])
     ensemble = _ensemble()
     eps = 8 / 255
-    together = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6, augment_shift=2, seed=3)
+    together = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6, views=[FlipShiftView(2, 3)])
     assert together.abs().max() <= eps + 1e-7
     assert (x + together).min() >= 0 and (x + together).max() <= 1
-    alone = spatial_pgd(x[:1], target[:1], ensemble, eps, 2 / 255, 6, augment_shift=2, seed=3)
+    alone = spatial_pgd(x[:1], target[:1], ensemble, eps, 2 / 255, 6, views=[FlipShiftView(2, 3)])
     assert torch.allclose(together[:1], alone, atol=1e-6)
-    again = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6, augment_shift=2, seed=3)
+    again = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6, views=[FlipShiftView(2, 3)])
     assert torch.equal(together, again)
     plain = spatial_pgd(x, target, ensemble, eps, 2 / 255, 6)
     assert not torch.equal(together, plain)
 
 
 def test_flip_and_shift_steps_lower_the_loss_on_augmented_views() -> None:
-    from dune_gui.engine.spatial import _flip_and_shift
-
     gen = torch.Generator().manual_seed(6)
     x = torch.rand(8, 3, 16, 16, generator=gen)
     target = torch.randint(0, 4, (8,), generator=gen)
     ensemble = _ensemble()
-    delta = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 8, augment_shift=2, seed=0)
-    views = torch.Generator().manual_seed(99)
+    delta = spatial_pgd(x, target, ensemble, 8 / 255, 2 / 255, 8, views=[FlipShiftView(2, 0)])
     with torch.no_grad():
-        for _ in range(4):
-            state = views.get_state()
-            before = ensemble.mean_cross_entropy(_flip_and_shift(x, 2, views), target).mean()
-            views.set_state(state)
-            after = ensemble.mean_cross_entropy(_flip_and_shift(x + delta, 2, views),
+        for seed in range(4):  # the same random view of the clean and the perturbed batch
+            before = ensemble.mean_cross_entropy(FlipShiftView(2, 99 + seed)(x), target).mean()
+            after = ensemble.mean_cross_entropy(FlipShiftView(2, 99 + seed)(x + delta),
                                                 target).mean()
             assert after < before
 

@@ -1,0 +1,207 @@
+"""A folder's protection profile: the manifest, the per-image journal, and the rules for
+extending a profile with a later run.
+
+The manifest (`manifest.json` in the output folder) records the settings, classes, shifted
+targets, colour offsets, surrogate cache keys and one record per input file. A run appends
+each finished image to the journal at once (fsynced) and rewrites the manifest at most
+every `MANIFEST_INTERVAL_S`, so a killed run loses at most the image being written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from .config import ProtectConfig, with_legacy_values
+from .export import append_journal_line, read_journal, write_json_atomic
+from .progress import Reporter
+
+MANIFEST_NAME = "manifest.json"
+JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifest write
+MANIFEST_INTERVAL_S = 10.0
+MANIFEST_VERSION = 1
+
+
+class ProfileMismatch(Exception):
+    """The output folder holds a protection profile made with other settings or classes."""
+
+
+@dataclass
+class ImageRecord:
+    source: str
+    output: str | None
+    cls: str | None
+    status: str  # "done" | "skipped"
+    reason: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # psnr, ssim, delta_e, ...
+    digest: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "output": self.output,
+                               "class": self.cls, "status": self.status,
+                               "reason": self.reason}
+        for name in ("psnr", "ssim", "delta_e"):  # None for a skipped file
+            out[name] = self.metrics.get(name)
+        out.update({k: v for k, v in self.metrics.items() if k not in out})
+        out["digest"] = self.digest
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageRecord:
+        fixed = {"source", "output", "class", "status", "reason", "digest"}
+        metrics = {k: v for k, v in data.items() if k not in fixed and v is not None}
+        return cls(data["source"], data.get("output"), data.get("class"), data["status"],
+                   data.get("reason"), metrics, data.get("digest"))
+
+
+@dataclass
+class Profile:
+    """What an earlier run into the same output folder left: its manifest and records."""
+
+    path: Path
+    manifest: dict[str, Any]
+    records: dict[str, ImageRecord]
+
+    @property
+    def created(self) -> str | None:
+        return self.manifest.get("created")
+
+    @property
+    def cache_keys(self) -> list[str]:
+        return list(self.manifest.get("surrogates", {}).get("cache_keys") or [])
+
+    def colour_offsets(self, classes: list[str]) -> torch.Tensor | None:
+        stored = self.manifest.get("colour_offsets")
+        if not stored:
+            return None
+        return torch.tensor([stored[name] for name in classes])
+
+    def is_done(self, rel: str, digest: str | None, output_dir: Path) -> bool:
+        """`rel` was protected from the same bytes and its output is still there."""
+        record = self.records.get(rel)
+        return (record is not None and record.status == "done" and digest is not None
+                and record.digest == digest and record.output is not None
+                and (output_dir / record.output).is_file())
+
+
+def comparable_method(method: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """Method settings with the label shift as used (auto resolved), so a profile written
+    with an explicit 3 agrees with a run at auto that also uses 3."""
+    out = dict(method)
+    if "label_offset" in out:
+        probe = ProtectConfig.from_dict({"label_offset": out["label_offset"]})
+        with contextlib.suppress(ValueError):  # an invalid shift stays as written: it differs
+            out["label_offset"] = probe.label_shift(num_classes)
+    return out
+
+
+def open_profile(config: ProtectConfig, classes: list[str], reporter: Reporter
+                 ) -> Profile | None:
+    """The profile in `config.output_dir`, or None for a new folder. Raises ProfileMismatch
+    when the run's settings or classes differ from the profile's."""
+    path = config.output_dir / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProfileMismatch(f"{path} exists but cannot be read ({exc}); choose an "
+                              "empty output folder") from exc
+    notes: list[str] = []
+    theirs = with_legacy_values(manifest.get("config", {}).get("method", {}), notes)
+    for note in notes:
+        reporter.info(f"profile written by an older version: {note}")
+    k = len(classes)
+    theirs = comparable_method(theirs, k)
+    ours = comparable_method(json.loads(json.dumps(config.method_dict())), k)
+    diff = sorted(key for key in set(theirs) | set(ours) if theirs.get(key) != ours.get(key))
+    if diff:
+        raise ProfileMismatch(
+            f"the output folder was protected with different settings ({', '.join(diff)}); "
+            f"use the same settings (e.g. --config {path}) or another output folder")
+    if manifest.get("classes") != classes:
+        raise ProfileMismatch("the output folder was protected with other classes "
+                              f"({', '.join(manifest.get('classes', []))}); use another "
+                              "output folder")
+    records: dict[str, ImageRecord] = {}
+    for data in manifest.get("images", []) + read_journal(config.output_dir / JOURNAL_NAME):
+        record = ImageRecord.from_json(data)
+        records[record.source] = record
+    done = sum(r.status == "done" for r in records.values())
+    reporter.info(f"continuing the protection profile in {path} ({done} images already "
+                  "protected)")
+    return Profile(path, manifest, records)
+
+
+@dataclass(frozen=True)
+class ProfileContent:
+    """Everything a manifest states besides its image records."""
+
+    config: ProtectConfig
+    device: str
+    classes: list[str]
+    label_shift: int
+    targets: list[int]
+    offsets: torch.Tensor  # K x 3G^2
+    members: list[str]
+    cache_keys: list[str]
+    created: str | None = None
+
+
+def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> dict[str, Any]:
+    cfg, classes = content.config, content.classes
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {
+        "version": MANIFEST_VERSION,
+        "app": {"name": "DUNE Protect", "version": __version__},
+        "created": content.created or now,
+        "updated": now,
+        "config": {"method": cfg.method_dict(), "input_dir": str(cfg.input_dir.resolve()),
+                   "output_dir": str(cfg.output_dir.resolve()), "device": content.device},
+        "seed": cfg.seed,
+        "mode": cfg.mode,
+        "classes": classes,
+        "label_shift": content.label_shift,
+        "targets": {name: classes[t] for name, t in zip(classes, content.targets, strict=True)},
+        "colour_offsets": {name: [float(v) for v in content.offsets[i].tolist()]
+                           for i, name in enumerate(classes)},
+        "eps": cfg.eps if cfg.uses_spatial else 0.0,
+        "surrogates": {"members": content.members, "cache_keys": content.cache_keys},
+        "images": [records[k].to_json() for k in sorted(records)],
+    }
+
+
+class ManifestWriter:
+    """Keeps a run's records durable: every finished image goes to the journal at once, the
+    manifest is rewritten at most every MANIFEST_INTERVAL_S (rewriting a 20k-record manifest
+    every batch would be quadratic) and on `close`."""
+
+    def __init__(self, content: ProfileContent, records: dict[str, ImageRecord]) -> None:
+        self.content = content
+        self.records = records
+        self.output_dir = content.config.output_dir
+        self.journal = self.output_dir / JOURNAL_NAME
+        self.path = self.output_dir / MANIFEST_NAME
+        self.flush()  # the profile exists before the first image is written
+
+    def add(self, record: ImageRecord) -> None:
+        self.records[record.source] = record
+        if record.status == "done":
+            append_journal_line(self.journal, record.to_json())
+
+    def maybe_flush(self) -> None:
+        if time.monotonic() - self._last > MANIFEST_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        write_json_atomic(manifest_data(self.content, self.records), self.path)
+        self.journal.unlink(missing_ok=True)
+        self._last = time.monotonic()

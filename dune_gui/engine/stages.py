@@ -1,0 +1,450 @@
+"""The stages of a protection run, each a function from explicit inputs to a value:
+
+    read_folder(run, profile)                       -> FolderData      (scan)
+    build_ensemble(run, folder, profile)            -> BuiltEnsemble   (surrogates)
+    find_colour_offsets(run, folder, built, profile) -> K x 3G^2 tensor (colour)
+    protect_images(run, folder, built, offsets, profile, writer) -> ExportCount
+                                                                     (spatial + export)
+
+`pipeline.protect` and `pipeline.preview` compose them; the manifest lives in profile.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .colour import ColourOffsetSearch, describe_offset, offset_values
+from .config import ProtectConfig
+from .data import (
+    FolderError,
+    FolderScan,
+    ImageError,
+    ImageItem,
+    SkippedFile,
+    decode_full,
+    decode_working,
+    file_digest,
+    scan_folder,
+)
+from .export import compose, export_image
+from .profile import ImageRecord, ManifestWriter, Profile
+from .progress import Reporter
+from .spatial import PGD_SHIFT, SpatialPGD
+from .surrogates import (
+    Ensemble,
+    SurrogateMember,
+    cache_key,
+    data_fingerprint,
+    default_cache_dir,
+    load_cached,
+    load_surrogate_file,
+    members_from_checkpoints,
+    obtain_checkpoints,
+)
+from .training import checkpoint_epochs
+
+# Share of the colour search's cross-entropy scored on the grayscale view with `grey_robust`.
+GREY_VIEW_WEIGHT = 0.5
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no CUDA device is available "
+                           "(choose device 'auto' or 'cpu')")
+    return torch.device(name)
+
+
+@dataclass
+class Run:
+    """What every stage of one run shares: the settings, where work runs, the callbacks."""
+
+    config: ProtectConfig
+    reporter: Reporter
+    device: torch.device
+    cache_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, config: ProtectConfig, reporter: Reporter) -> Run:
+        return cls(config, reporter, resolve_device(config.device),
+                   config.cache_dir or default_cache_dir())
+
+
+# ---- scan ----------------------------------------------------------------------------
+@dataclass
+class FolderData:
+    """The usable images of the folder, their digests and (where needed) their
+    working-resolution copies, and the shifted label of every class."""
+
+    scan: FolderScan
+    digests: dict[str, str]
+    working: dict[str, torch.Tensor]  # rel -> 3 x R x R uint8, dropped once exported
+    skipped: list[SkippedFile]
+    label_shift: int
+    targets: list[int]  # class index -> its shifted (target) class index
+
+    @property
+    def classes(self) -> list[str]:
+        return self.scan.classes
+
+    def fingerprint(self) -> str:
+        return data_fingerprint([(item.rel, self.digests[item.rel], item.label)
+                                 for item in self.scan.items])
+
+    def class_of(self, rel: str) -> str | None:
+        top = rel.split("/", 1)[0]
+        return top if top in self.scan.classes and "/" in rel else None
+
+    def working_copy(self, item: ImageItem, max_pixels: int, size: int) -> torch.Tensor:
+        """The item's working-resolution copy, decoded now if it was not kept (raises
+        ImageError)."""
+        if item.rel not in self.working:
+            self.working[item.rel] = decode_working(item.path, size, max_pixels)
+        return self.working[item.rel]
+
+
+def list_classes(config: ProtectConfig) -> tuple[FolderScan, int]:
+    """Scan the folder (nothing decoded) and check it can be protected: at least two
+    classes and a valid label shift. Returns the scan and the shift used."""
+    scan = scan_folder(config.input_dir)
+    k = len(scan.classes)
+    if k < 2:
+        raise FolderError(class_count_problem(k, config.input_dir))
+    try:
+        shift = config.label_shift(k)
+    except ValueError as exc:
+        raise FolderError(str(exc)) from exc
+    return scan, shift
+
+
+def class_count_problem(k: int, root: Path) -> str:
+    return (f"found {k} class folder{'s' if k != 1 else ''} in {root}; a labeled folder needs "
+            "at least two (one subfolder per class)")
+
+
+def empty_classes_problem(empty: list[str]) -> str:
+    return (f"class folder{'s' if len(empty) > 1 else ''} {', '.join(repr(e) for e in empty)} "
+            f"{'have' if len(empty) > 1 else 'has'} no usable image")
+
+
+def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
+                cached_surrogates: Callable[[], bool]) -> FolderData:
+    """Hash every file and decode what later stages need at the working size: every image
+    when surrogates must be trained, else only those still to protect."""
+    cfg, rep = run.config, run.reporter
+    start = time.monotonic()
+    skipped = list(scan.skipped)
+    digests: dict[str, str] = {}
+    n = len(scan.items)
+    todo: list[ImageItem] = []
+    for i, item in enumerate(scan.items):
+        rep.check_cancel()
+        try:
+            digests[item.rel] = file_digest(item.path)
+        except ImageError as exc:
+            skipped.append(SkippedFile(item.rel, str(exc)))
+            continue
+        if profile is None or not profile.is_done(item.rel, digests[item.rel], cfg.output_dir):
+            todo.append(item)
+        if i % 64 == 0 or i == n - 1:
+            rep.stage("scan", i + 1, 2 * n, "checking files")
+    need_all = profile is None or not cached_surrogates()
+    if profile is not None and need_all:
+        rep.warning("the cached surrogates of this profile are gone; they are retrained on "
+                    "the folder as it is now")
+    wanted = scan.items if need_all else todo
+    working: dict[str, torch.Tensor] = {}
+    for i, item in enumerate(wanted):
+        rep.check_cancel()
+        if item.rel in digests:
+            try:
+                working[item.rel] = decode_working(item.path, cfg.working_size, cfg.max_pixels)
+            except ImageError as exc:
+                skipped.append(SkippedFile(item.rel, str(exc)))
+                del digests[item.rel]
+                rep.warning(f"skipped {item.rel}: {exc}")
+        if i % 64 == 0 or i == len(wanted) - 1:
+            rep.stage("scan", n + int((i + 1) * n / max(1, len(wanted))), 2 * n,
+                      "decoding images")
+    rep.stage("scan", 2 * n, 2 * n, "decoding images")
+    scan.items = [item for item in scan.items if item.rel in digests]
+    empty = [name for name, count in zip(scan.classes, scan.counts(), strict=True)
+             if count == 0]
+    if empty:
+        raise FolderError(empty_classes_problem(empty))
+    k = len(scan.classes)
+    folder = FolderData(scan, digests, working, skipped, shift,
+                        [(y + shift) % k for y in range(k)])
+    run.timings["scan"] = time.monotonic() - start
+    rep.info(f"{len(scan.items)} images in {k} classes; {len(skipped)} files skipped")
+    if cfg.uses_spatial and cfg.steps * cfg.step_size < cfg.eps * (1 - 1e-6):
+        # e.g. the 16/255 budget with the paper's 30 steps of 0.5/255: the sign steps
+        # cannot travel further than 15/255, so the larger budget buys nothing
+        rep.warning(
+            f"{cfg.steps} steps of {cfg.step_size * 255:g}/255 reach at most "
+            f"{cfg.steps * cfg.step_size * 255:g}/255, less than the budget of "
+            f"{cfg.eps * 255:g}/255: raise the step size (eps / 16 at 30 steps, eps / 4 at 10) "
+            "or the perturbation will not use its budget")
+    return folder
+
+
+# ---- surrogates ----------------------------------------------------------------------
+@dataclass
+class BuiltEnsemble:
+    ensemble: Ensemble
+    cache_keys: list[str]  # one per trained architecture: where its checkpoints are cached
+
+
+def surrogate_keys(config: ProtectConfig, folder: FolderData, profile: Profile | None
+                   ) -> list[str]:
+    if profile is not None and profile.cache_keys:
+        return profile.cache_keys
+    keep = checkpoint_epochs(config.epochs, config.checkpoints)
+    fingerprint = folder.fingerprint()
+    return [cache_key(fingerprint, arch, len(folder.classes), config.working_size,
+                      config.epochs, keep, config.seed, config.train_batch_size,
+                      config.learning_rate) for arch in config.architectures]
+
+
+def surrogates_cached(run: Run, profile: Profile | None) -> bool:
+    """Every checkpoint the profile's surrogates need is still in the cache."""
+    if profile is None or not profile.cache_keys:
+        return False
+    keep = checkpoint_epochs(run.config.epochs, run.config.checkpoints)
+    for key in profile.cache_keys:
+        cached = load_cached(run.cache_dir / "surrogates" / f"{key}.pt")
+        if cached is None or not all(e in cached for e in keep):
+            return False
+    return True
+
+
+def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> BuiltEnsemble:
+    cfg, rep = run.config, run.reporter
+    start = time.monotonic()
+    k = len(folder.classes)
+    keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)
+    keys = surrogate_keys(cfg, folder, profile)
+    complete = len(folder.working) == len(folder.scan.items)
+    images = labels = None
+    if complete:  # else everything needed is cached (an incremental run)
+        images = torch.stack([folder.working[item.rel] for item in folder.scan.items])
+        labels = torch.tensor([item.label for item in folder.scan.items], dtype=torch.long)
+    steps_per_epoch = -(-len(folder.working) // cfg.train_batch_size)
+    per_arch = cfg.epochs * max(1, steps_per_epoch)
+    total = per_arch * len(cfg.architectures)
+    members: list[SurrogateMember] = []
+    for i, (arch, key) in enumerate(zip(cfg.architectures, keys, strict=True)):
+        ckpts = obtain_checkpoints(
+            arch, images, labels, key, run.cache_dir, k, cfg.working_size, cfg.epochs, keep,
+            cfg.seed + 1000 * i, cfg.train_batch_size, cfg.learning_rate, run.device, rep,
+            i * per_arch, total)
+        members += members_from_checkpoints(arch, {e: ckpts[e] for e in keep}, k,
+                                            cfg.working_size, run.device)
+    rep.stage("surrogates", total, total, "ensemble ready")
+    for spec in cfg.surrogate_files:
+        member = load_surrogate_file(spec, k, cfg.working_size, run.device)
+        if not member.differentiable:
+            rep.info(f"{member.name}: ONNX surrogate joins the colour search only (the "
+                     "spatial branch needs gradients)")
+        members.append(member)
+    run.timings["surrogates"] = time.monotonic() - start
+    return BuiltEnsemble(Ensemble(members, run.device), keys)
+
+
+# ---- colour offsets ------------------------------------------------------------------
+def find_colour_offsets(run: Run, folder: FolderData, built: BuiltEnsemble,
+                        profile: Profile | None) -> torch.Tensor:
+    """K x 3G^2 class offsets: zeros without a colour branch, the profile's when extending
+    one, cached ones when a preview already searched, else a particle swarm per class."""
+    cfg, rep = run.config, run.reporter
+    k = len(folder.classes)
+    if not cfg.uses_colour:
+        return torch.zeros(k, offset_values(cfg.colour_grid))
+    stored = profile.colour_offsets(folder.classes) if profile is not None else None
+    if stored is not None:
+        rep.info("colour offsets taken from the existing protection profile")
+        return stored
+    cache_path = colour_cache_path(run, folder, built)
+    cached = read_offsets(cache_path, folder.classes, offset_values(cfg.colour_grid))
+    if cached is not None:
+        rep.info("colour offsets loaded from cache")
+        rep.stage("colour", 1, 1, "cached")
+        return cached
+    start = time.monotonic()
+    search = ColourOffsetSearch(cfg.colour, cfg.particles, cfg.iterations, cfg.colour_bound,
+                                cfg.colour_init, cfg.penalty_weight,
+                                grey_view_weight=GREY_VIEW_WEIGHT if cfg.grey_robust else 0.0,
+                                grid=cfg.colour_grid)
+    offsets = torch.zeros(k, offset_values(cfg.colour_grid))
+    total = k * cfg.iterations
+    for label, name in enumerate(folder.classes):
+        rep.check_cancel()
+        generator = torch.Generator().manual_seed(cfg.seed * 7919 + label)
+        rels = [item.rel for item in folder.scan.items if item.label == label]
+        pick = torch.randperm(len(rels), generator=generator)[:cfg.colour_sample]
+        sample = torch.stack([folder.working[rels[int(i)]] for i in pick])
+        sample = sample.float().div_(255.0).to(run.device)
+
+        def tick(it: int, value: float, label: int = label, name: str = name) -> None:
+            rep.check_cancel()
+            rep.stage("colour", label * cfg.iterations + it, total,
+                      f"class {name}: objective {value:.3f}")
+
+        result = search.search(sample, folder.targets[label], built.ensemble, generator, tick)
+        offsets[label] = result.best
+        rep.info(f"colour offset for {name}: {describe_offset(result.best)}")
+    run.timings["colour"] = time.monotonic() - start
+    from .export import write_json_atomic
+
+    write_json_atomic({name: offsets[i].tolist() for i, name in enumerate(folder.classes)},
+                      cache_path)
+    return offsets
+
+
+def colour_cache_path(run: Run, folder: FolderData, built: BuiltEnsemble) -> Path:
+    """Offsets depend on the surrogates (whose keys hash the data) and the search settings;
+    caching them lets a preview and the full run that follows share one search."""
+    cfg = run.config
+    key = json.dumps({
+        "surrogates": built.cache_keys,
+        "files": [_file_identity(f) for f in cfg.surrogate_files],
+        "data": folder.fingerprint(), "colour": vars(cfg.colour), "seed": cfg.seed,
+        "offset": folder.label_shift, "particles": cfg.particles,
+        "iterations": cfg.iterations, "sample": cfg.colour_sample, "bound": cfg.colour_bound,
+        "init": cfg.colour_init, "penalty": cfg.penalty_weight, "size": cfg.working_size,
+        # the grid joins the key only when it is not the spec's single offset, so the
+        # offsets cached before the option existed are still found
+        "grey": cfg.grey_robust, **({"grid": cfg.colour_grid} if cfg.colour_grid > 1
+                                    else {})}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return run.cache_dir / "colour" / f"{digest}.json"
+
+
+def read_offsets(path: Path, classes: list[str], values: int) -> torch.Tensor | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        offsets = torch.tensor([[float(v) for v in data[name]] for name in classes])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return offsets if offsets.shape[1] == values else None
+
+
+def _file_identity(spec: str) -> str:
+    path = Path(spec.split("=", 1)[-1])
+    try:
+        return file_digest(path)
+    except ImageError:
+        return spec
+
+
+# ---- spatial + export ----------------------------------------------------------------
+def spatial_attack(run: Run) -> SpatialPGD:
+    """The spatial branch's hyper-parameters from the config: one place for the export
+    and the preview, so a preview shows exactly what the export writes."""
+    cfg = run.config
+    return SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
+                      augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=cfg.seed,
+                      pad_to=cfg.batch_size if run.device.type == "cuda" else 0)
+
+
+def spatial_deltas(run: Run, folder: FolderData, built: BuiltEnsemble,
+                   items: list[ImageItem]) -> torch.Tensor | None:
+    """Working-resolution perturbations of `items` (None without a spatial branch)."""
+    if not run.config.uses_spatial or not items:
+        return None
+    x = torch.stack([folder.working[i.rel] for i in items]).float().div_(255.0)
+    y = torch.tensor([folder.targets[i.label] for i in items])
+    return spatial_attack(run).perturb(x.to(run.device), y.to(run.device),
+                                       built.ensemble).cpu()
+
+
+@dataclass
+class ExportCount:
+    written: int  # by this run
+    reused: int  # protected by an earlier run of the same profile
+
+
+def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: torch.Tensor,
+                   profile: Profile | None, writer: ManifestWriter,
+                   names: dict[str, str]) -> ExportCount:
+    """Protect every image not yet done, one batch at a time, recording each finished
+    image with `writer` as soon as it is written."""
+    cfg, rep = run.config, run.reporter
+    todo: list[ImageItem] = []
+    reused = 0
+    for item in folder.scan.items:
+        if profile is not None and profile.is_done(item.rel, folder.digests.get(item.rel),
+                                                   cfg.output_dir):
+            writer.records[item.rel] = profile.records[item.rel]
+            reused += 1
+        else:
+            todo.append(item)
+    total = len(todo)
+    written = 0
+    spatial_time = export_time = 0.0
+    rep.stage("spatial", 0, total)
+    rep.stage("export", 0, total)
+    try:
+        for start in range(0, total, cfg.batch_size):
+            rep.check_cancel()
+            batch = todo[start:start + cfg.batch_size]
+            t0 = time.monotonic()
+            ok = [item for item in batch if _decodable(run, folder, item, writer)]
+            deltas = spatial_deltas(run, folder, built, ok)
+            spatial_time += time.monotonic() - t0
+            rep.stage("spatial", start + len(batch), total)
+            t1 = time.monotonic()
+            for j, item in enumerate(ok):
+                record = export_one(run, folder, item, names[item.rel],
+                                    deltas[j] if deltas is not None else None,
+                                    offsets[item.label] if cfg.uses_colour else None)
+                writer.add(record)
+                written += record.status == "done"
+                folder.working.pop(item.rel, None)  # keep memory flat while streaming
+            export_time += time.monotonic() - t1
+            rep.stage("export", start + len(batch), total)
+            writer.maybe_flush()
+    finally:
+        run.timings["spatial"] = spatial_time
+        run.timings["export"] = export_time
+        writer.flush()
+    return ExportCount(written, reused)
+
+
+def _decodable(run: Run, folder: FolderData, item: ImageItem, writer: ManifestWriter) -> bool:
+    try:
+        folder.working_copy(item, run.config.max_pixels, run.config.working_size)
+        return True
+    except ImageError as exc:
+        writer.add(ImageRecord(item.rel, None, folder.class_of(item.rel), "skipped",
+                               str(exc)))
+        run.reporter.warning(f"skipped {item.rel}: {exc}")
+        return False
+
+
+def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
+               delta: torch.Tensor | None, offset: torch.Tensor | None) -> ImageRecord:
+    cfg = run.config
+    cls = folder.classes[item.label]
+    try:
+        image = decode_full(item.path, cfg.max_pixels)
+    except ImageError as exc:
+        run.reporter.warning(f"skipped {item.rel}: {exc}")
+        return ImageRecord(item.rel, None, cls, "skipped", str(exc))
+    out_path = cfg.output_dir / out_rel
+    try:
+        metrics = export_image(image, compose(image, delta, offset), out_path, cfg.quality,
+                               cfg.keep_metadata, cfg.strip_gps)
+    except OSError as exc:
+        raise FolderError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
+    return ImageRecord(item.rel, out_rel, cls, "done", None, metrics,
+                       folder.digests.get(item.rel))

@@ -1,0 +1,78 @@
+"""The settings table: config, validation, the CLI and the settings file derive from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dune_gui.cli import build_parser, config_from_args
+from dune_gui.engine import ARCHITECTURES, DEFAULTS, SETTINGS, ProtectConfig
+from dune_gui.engine.config import ARCHITECTURE_NAMES, with_legacy_values
+
+
+def test_every_setting_is_described_and_its_default_valid() -> None:
+    for s in SETTINGS:
+        assert s.label and len(s.help) > 20, s.name
+        assert s.check(getattr(DEFAULTS, s.name)) is None, s.name
+    assert set(ARCHITECTURE_NAMES) == set(ARCHITECTURES)
+
+
+def test_every_cli_setting_is_an_option_and_reaches_the_config() -> None:
+    parser = build_parser()
+    help_text = parser._subparsers._group_actions[0].choices["protect"].format_help()
+    for s in SETTINGS:
+        if s.cli:
+            assert s.cli in help_text, s.name
+    args = parser.parse_args(["protect", "in", "out", "--eps", "4", "--offset", "auto",
+                              "--no-grey-robust", "--ensemble", "fast,small",
+                              "--surrogate", "a.pt", "--surrogate", "b.onnx",
+                              "--colour-grid", "2", "--no-strip-gps", "--format", "keep"])
+    config = config_from_args(args)
+    assert config.eps == pytest.approx(4 / 255) and config.label_offset == 0
+    assert not config.grey_robust and config.architectures == ("fast", "small")
+    assert config.surrogate_files == ("a.pt", "b.onnx") and config.colour_grid == 2
+    assert not config.strip_gps and config.format == "keep"
+
+
+def test_values_out_of_range_are_refused_in_words() -> None:
+    with pytest.raises(ValueError, match=r"colour pattern must be between 1 and 8, not 9"):
+        ProtectConfig(input_dir=Path("."), output_dir=Path("."), colour_grid=9)
+    with pytest.raises(ValueError, match=r"budget \(eps\) must be between 0.5/255 and 255/255"):
+        ProtectConfig(input_dir=Path("."), output_dir=Path("."), eps=2.0)
+    with pytest.raises(ValueError, match=r"mode must be one of dune, spatial, colour"):
+        ProtectConfig(input_dir=Path("."), output_dir=Path("."), mode="both")
+    with pytest.raises(ValueError, match=r"unknown architectures resnet50"):
+        ProtectConfig(input_dir=Path("."), output_dir=Path("."), architectures=("resnet50",))
+
+
+@pytest.mark.parametrize(("k", "shift"), [(2, 3), (3, 1), (4, 3), (6, 3), (9, 3), (10, 3)])
+def test_the_auto_label_shift_is_valid_for_every_class_count(k: int, shift: int) -> None:
+    assert DEFAULTS.label_shift(k) == shift
+    assert shift % k != 0
+
+
+def test_an_explicit_label_shift_is_still_checked() -> None:
+    config = ProtectConfig(input_dir=Path("."), output_dir=Path("."), label_offset=3)
+    with pytest.raises(ValueError, match="multiple of the number of classes"):
+        config.label_shift(3)
+
+
+def test_settings_files_round_trip_and_old_shapes_migrate(tmp_path: Path) -> None:
+    config = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o", eps=12 / 255,
+                           psnr_min=26.0, colour_grid=3)
+    path = tmp_path / "s.json"
+    config.save(path)
+    assert ProtectConfig.load(path) == config
+    old = json.loads(path.read_text())
+    for key in ("psnr_min", "ssim_min", "delta_e_max"):
+        old.pop(key)
+    old["colour"] = {"psnr_min": 32.0, "ssim_min": 0.95, "delta_e_max": 3.0}  # 0.1's shape
+    path.write_text(json.dumps(old))
+    assert ProtectConfig.load(path).colour.psnr_min == 32.0
+    notes: list[str] = []
+    method = with_legacy_values({"eps": 8 / 255, "colour": {"psnr_min": 20.0}}, notes)
+    assert method["grey_robust"] is False and method["colour_grid"] == 1
+    assert method["psnr_min"] == 20.0 and "colour" not in method
+    assert len(notes) == 2  # the migration says what it did

@@ -1,0 +1,104 @@
+"""Protect from the app: the worker writes the copy, one progress story, cancel and resume,
+errors as dialogs, no task left behind."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+from dune_gui.gui.main_window import MainWindow
+from dune_gui.gui.tasks import EngineTask
+from tests.conftest import make_labeled_folder
+from tests.gui.conftest import load, wait_idle
+
+
+def test_full_run_through_the_worker_writes_the_protected_copy(qtbot, window: MainWindow,
+                                                               tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    load(qtbot, window, src)
+    out = tmp_path / "out"
+    window.output_edit.setText(str(out))
+    stages: list[str] = []
+    window.start_protect()
+    assert window.task is not None
+    window.task.progress.connect(lambda stage, *rest: stages.append(stage))
+    assert window.preview_button.isEnabled() is False  # busy
+    wait_idle(qtbot, window)
+    assert window.last_result is not None and window.last_result.status == "completed"
+    assert len(list(out.rglob("*.png"))) == 12
+    assert (out / "manifest.json").exists()
+    assert window.bar.value() == window.bar.maximum() == 12  # the last stage: export
+    assert window.stage_label.text() == "Step 5 of 5: Writing images"
+    assert window.eta_label.text() == "done"
+    assert {"surrogates", "colour", "spatial", "export"} <= set(stages)
+    assert window.open_output_button.isEnabled()
+
+
+def test_a_finished_task_is_deleted(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=2)
+    for _ in range(3):
+        load(qtbot, window, src)
+    qtbot.wait(50)  # let deleteLater run
+    gc.collect()
+    assert window.findChildren(EngineTask) == []
+
+
+def test_three_classes_protect_at_the_default_label_shift(qtbot, window: MainWindow,
+                                                          tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=2)
+    window.settings_panel.set_settings({"label_offset": 0})  # auto, the default
+    load(qtbot, window, src)
+    window.output_edit.setText(str(tmp_path / "out"))
+    window.start_protect()
+    wait_idle(qtbot, window)
+    assert window.last_error is None
+    assert window.last_result is not None and window.last_result.label_shift == 1
+
+
+def test_cancel_stops_within_a_batch_and_keeps_finished_images(qtbot, window: MainWindow,
+                                                                tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    load(qtbot, window, src)
+    out = tmp_path / "out"
+    window.output_edit.setText(str(out))
+    window.start_protect()
+    assert window.task is not None
+
+    def on_progress(stage: str, done: int, total: int, message: str, eta: float) -> None:
+        if stage == "spatial" and done > 0:
+            window.cancel_task()
+
+    window.task.progress.connect(on_progress)
+    wait_idle(qtbot, window)
+    assert window.last_result is not None and window.last_result.status == "cancelled"
+    written = len(list(out.rglob("*.png")))
+    assert 1 <= written <= 8  # the batch in flight (4) and at most one more
+    assert "Cancelled" in window.statusBar().currentMessage()
+    assert "Resume" in window.protect_button.text()
+    window.start_protect()  # the Resume button finishes the rest
+    wait_idle(qtbot, window)
+    assert window.last_result is not None and window.last_result.status == "completed"
+    assert window.last_result.reused == written
+    assert len(list(out.rglob("*.png"))) == 12
+
+
+def test_errors_are_dialogs_not_tracebacks(qtbot, window: MainWindow, errors: list[str],
+                                           tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=2)
+    load(qtbot, window, src)
+    window.output_edit.setText(str(src / "inside"))
+    window.start_protect()
+    wait_idle(qtbot, window)
+    assert errors and "inside" in errors[-1] and "Traceback" not in errors[-1]
+    assert not (src / "inside").exists()
+
+
+def test_user_errors_are_one_line_and_other_errors_say_they_are_unexpected() -> None:
+    from dune_gui.engine import FolderError, ProfileMismatch, SurrogateError
+    from dune_gui.gui.tasks import friendly_message
+
+    for exc in (FolderError("the folder x does not exist"), ProfileMismatch("other classes"),
+                SurrogateError("bad.onnx: not a valid ONNX model"), PermissionError("denied")):
+        text = friendly_message(exc)
+        assert text[0].isupper() and "\n" not in text and "Unexpected" not in text
+    assert friendly_message(KeyError("x")).startswith("Unexpected problem (KeyError)")

@@ -1,0 +1,84 @@
+"""Settings in the app: one plain choice, an Advanced form generated from the engine's
+table, persistence, and files the CLI reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox
+
+from dune_gui.engine import PRESETS, SETTINGS, ProtectConfig
+from dune_gui.gui.main_window import MainWindow
+
+
+def test_settings_persist_and_files_are_read_by_the_cli(qtbot, settings_store: QSettings,
+                                                        errors: list[str],
+                                                        tmp_path: Path) -> None:
+    first = MainWindow(settings_store)
+    qtbot.addWidget(first)
+    first.settings_panel.select_preset("light")
+    form = first.settings_panel.form
+    form.widgets["steps"].setValue(12)
+    form.widgets["grey_robust"].setChecked(False)
+    form.widgets["format"].setCurrentIndex(form.widgets["format"].findData("keep"))
+    first.settings_panel.advanced_toggle.setChecked(True)
+    first.save_state()
+    second = MainWindow(settings_store)
+    qtbot.addWidget(second)
+    values = second.settings_panel.settings()
+    assert values["eps"] == pytest.approx(4 / 255) and values["steps"] == 12
+    assert values["format"] == "keep" and not values["grey_robust"]
+    assert second.settings_panel.preset.currentData() == "custom"  # 12 steps is not Light
+    assert second.settings_panel.advanced_toggle.isChecked()  # Advanced remembers its state
+    path = tmp_path / "settings.json"
+    second.write_settings_file(path)
+    config = ProtectConfig.load(path, input_dir=tmp_path, output_dir=tmp_path / "o")
+    assert config.steps == 12 and config.format == "keep" and not config.grey_robust
+    assert config.psnr_min == pytest.approx(32)
+
+
+def test_the_advanced_form_has_a_widget_for_every_gui_setting(window: MainWindow) -> None:
+    shown = {s.name for s in SETTINGS if s.gui}
+    assert set(window.settings_panel.form.widgets) == shown
+    for s in SETTINGS:  # and the form round-trips the defaults exactly
+        if s.gui:
+            assert window.settings_panel.form.values()[s.name] == pytest.approx(
+                window.settings_panel.form.values()[s.name])
+
+
+def test_every_setting_has_a_tooltip_that_says_what_it_does(window: MainWindow) -> None:
+    widgets = [w for kind in (QAbstractSpinBox, QComboBox, QCheckBox)
+               for w in window.settings_panel.findChildren(kind)]
+    missing = [type(w).__name__ for w in widgets if not w.toolTip()]
+    assert len(widgets) > 20
+    assert not missing
+
+
+def test_a_preset_sets_its_values_and_is_recognised(qtbot, settings_store: QSettings,
+                                                    errors: list[str]) -> None:
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    panel = window.settings_panel
+    assert panel.preset.currentData() == "standard"
+    for name, preset in PRESETS.items():
+        panel.preset.setCurrentIndex(panel.preset.findData(name))
+        values = panel.settings()
+        for key, value in preset.values.items():
+            assert values[key] == pytest.approx(value)
+        assert panel.preset_help.text() == preset.summary
+    panel.form.widgets["eps"].setValue(6)  # any change away from a preset is Custom
+    assert panel.preset.currentData() == "custom"
+
+
+def test_a_colour_pattern_outside_the_presets_round_trips(qtbot, settings_store: QSettings,
+                                                         tmp_path: Path) -> None:
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    panel = window.settings_panel
+    panel.set_settings({"colour_grid": 5})
+    assert panel.settings()["colour_grid"] == 5
+    path = tmp_path / "settings.json"
+    window.write_settings_file(path)
+    assert ProtectConfig.load(path, input_dir=tmp_path, output_dir=tmp_path / "o").colour_grid == 5

@@ -1,0 +1,55 @@
+"""Verify from the app: victims on the protected copy and on the clean folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dune_gui.gui.main_window import MainWindow
+from tests.conftest import make_labeled_folder
+from tests.gui.conftest import load, wait_idle
+
+
+def _protected(qtbot, window: MainWindow, tmp_path: Path) -> Path:
+    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    load(qtbot, window, src)
+    out = tmp_path / "out"
+    window.output_edit.setText(str(out))
+    window.start_protect()
+    wait_idle(qtbot, window)
+    panel = window.verify_panel
+    for name, box in panel.defence_boxes.items():
+        box.setChecked(name == "none")
+    for box in panel.peer_boxes.values():
+        box.setChecked(False)
+    panel.epochs.setValue(1)
+    return out
+
+
+def test_verify_trains_victims_and_shows_one_progress_count(qtbot, window: MainWindow,
+                                                            tmp_path: Path) -> None:
+    _protected(qtbot, window, tmp_path)
+    window.start_verify()
+    assert window.task is not None
+    seen: list[tuple[str, int, int]] = []
+    window.task.progress.connect(lambda stage, done, total, *rest:
+                                 seen.append((stage, done, total)))
+    wait_idle(qtbot, window)
+    panel = window.verify_panel
+    assert panel.table.rowCount() == 2 and panel.table.columnCount() == 1
+    assert panel.table.verticalHeaderItem(1).text() == "dune"
+    assert panel.table.item(0, 0).text().endswith("%")
+    assert not panel.plot.pixmap().isNull()
+    # one stage, one total, a count that only rises: the bar's maximum never jumps
+    assert {stage for stage, *_ in seen} == {"verify"}
+    assert len({total for *_, total in seen}) == 1
+    dones = [done for _, done, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == seen[-1][2]
+
+
+def test_verify_with_an_invalid_setting_says_why(qtbot, window: MainWindow, errors: list[str],
+                                                 tmp_path: Path) -> None:
+    _protected(qtbot, window, tmp_path)
+    window.settings_panel.set_settings({"architectures": (), "surrogate_files": ()})
+    window.start_verify()  # used to raise inside the Qt slot, unseen
+    assert window.task is None
+    assert errors and "ensemble is empty" in errors[-1]
