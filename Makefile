@@ -22,20 +22,27 @@ protect-sample: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# ruff, and the import contract (engine Qt-free; the GUI on the engine's public API only)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dune_gui tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider tests/test_architecture.py tests/engine/test_boundaries.py
 
 bench: $(STAMP)
 	$(PY) -m dune_gui.bench.engine_speed
 
 # A standalone one-folder app in dist/dune-protect/, built in its own venv with the CPU
-# build of torch (the default Linux wheel carries several GB of CUDA libraries).
+# build of torch, the version pyproject pins: on Linux the default wheel carries several GB
+# of CUDA libraries, so torch comes from PyTorch's CPU wheel index (PKG_TORCH_INDEX; set it
+# empty on Windows and macOS, whose default wheels are CPU builds already).
 PKG_VENV := .venv-package
-PKG_TORCH ?= torch==2.13.0
+PKG_TORCH ?= torch==2.14.1
+PKG_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 package:
 	test -x $(PKG_VENV)/bin/python || $(PYTHON) -m venv $(PKG_VENV)
 	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		"$(PKG_TORCH)" pillow numpy onnxruntime PySide6-Essentials pyinstaller
+		$(if $(PKG_TORCH_INDEX),--index-url $(PKG_TORCH_INDEX)) "$(PKG_TORCH)"
+	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		pillow numpy onnxruntime PySide6-Essentials pyinstaller
 	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	$(PKG_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
 		--workpath build/pyinstaller packaging/dune-protect.spec

@@ -76,3 +76,9 @@ def test_settings_files_round_trip_and_old_shapes_migrate(tmp_path: Path) -> Non
     assert method["grey_robust"] is False and method["colour_grid"] == 1
     assert method["psnr_min"] == 20.0 and "colour" not in method
     assert len(notes) == 2  # the migration says what it did
+
+
+def test_the_cli_reference_lists_every_option_of_the_table() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    missing = [s.cli for s in SETTINGS if s.cli and f"`{s.cli}" not in doc]
+    assert not missing, f"docs/cli.md lacks {missing}"
