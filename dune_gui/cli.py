@@ -129,8 +129,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="clean held-out test folder; without it a stratified part of --clean "
                         "is held out (and excluded from every training set)")
     p.add_argument("--arch", default=",".join(d.archs),
-                   help="victim architectures, comma separated (small, mobilenet, resnet18, "
-                        "vgg, fast)")
+                   help="victim architectures, comma separated: from scratch small, "
+                        "mobilenet, resnet18, vgg, fast; ImageNet-pretrained lite0, lite2 "
+                        "(fine-tuned end to end), lite0-probe, lite2-probe (linear probe)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="victim training epochs")
     p.add_argument("--defence", default="none",
                    help=f"comma separated, or 'all': {', '.join(DEFENCES)}")
@@ -145,7 +146,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "ablations; default: the first --train folder's manifest")
     p.add_argument("--holdout", type=float, default=d.holdout,
                    help="fraction per class held out when there is no --test")
-    p.add_argument("--working-size", type=int, default=d.working_size)
+    p.add_argument("--working-size", type=int, default=d.working_size,
+                   help="size small images are read at (the protection's working size)")
+    p.add_argument("--victim-size", type=int, default=d.victim_size,
+                   help="resolution victims train at; 0: from the folder (small images at "
+                        "the working size, photos at 224 on a GPU, 128 on a CPU, trained on "
+                        "random resized crops and tested on the centre crop)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
     p.add_argument("--report", type=Path, required=True,
@@ -171,6 +177,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         peers=tuple(x.strip() for x in args.peers.split(",") if x.strip()),
         defences=defences, archs=tuple(x.strip() for x in args.arch.split(",") if x.strip()),
         epochs=args.epochs, seed=args.seed, working_size=args.working_size,
+        victim_size=args.victim_size,
         holdout=args.holdout, device=args.device, report_dir=args.report,
         protect_settings=settings, lsp_psnr=args.lsp_psnr)
     printer = ProgressPrinter(sys.stderr, args.quiet)

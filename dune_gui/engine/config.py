@@ -99,7 +99,7 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
     "strong": ColourConstraints(psnr_min=20.0, ssim_min=0.8, delta_e_max=20.0),
 }
 
-ARCHITECTURE_NAMES = ("fast", "vgg", "resnet18", "mobilenet", "small")
+ARCHITECTURE_NAMES = ("fast", "vgg", "resnet18", "mobilenet", "small", "lite0", "lite2")
 
 
 @dataclass(frozen=True)

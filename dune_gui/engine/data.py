@@ -273,6 +273,39 @@ def decode_working(path: Path, size: int, max_pixels: int) -> torch.Tensor:
     return (small * 255.0).round_().to(torch.uint8)
 
 
+def decode_square_crop(path: Path, size: int, max_pixels: int) -> torch.Tensor:
+    """Decode, resize the short side to `size` (aspect kept, antialiased) and take the
+    central size x size square, as uint8: what an ImageNet-style pipeline feeds a network,
+    without squashing the picture."""
+    img = open_image(path, max_pixels, draft_size=size * 2)
+    try:
+        rgb, _alpha, _kind = to_float_rgb(img)
+    finally:
+        img.close()
+    t = torch.as_tensor(rgb).permute(2, 0, 1).unsqueeze(0)
+    h, w = t.shape[-2:]
+    scale = size / min(h, w)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    if (h, w) != new:
+        t = F.interpolate(t, size=new, mode="bilinear", align_corners=False,
+                          antialias=True).clamp_(0.0, 1.0)
+    top, left = (new[0] - size) // 2, (new[1] - size) // 2
+    square = t[0, :, top:top + size, left:left + size]
+    return (square * 255.0).round_().to(torch.uint8)
+
+
+def natural_size(paths: list[Path], max_pixels: int, sample: int = 32) -> int:
+    """Median short side of a sample of images (headers only)."""
+    sides = []
+    for path in paths[:: max(1, len(paths) // sample)][:sample]:
+        try:
+            with Image.open(path) as img:
+                sides.append(min(img.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return sorted(sides)[len(sides) // 2] if sides else 32
+
+
 def load_thumbnail(path: Path, size: int = 96, max_pixels: int = 100_000_000) -> np.ndarray:
     """A small RGB preview (H x W x 3 uint8, longest side `size`) for browsing a folder."""
     img = open_image(path, max_pixels, draft_size=size)

@@ -18,16 +18,30 @@ from typing import Any
 import torch
 
 from .config import COLOUR_PRESETS, DEFAULTS, ProtectConfig, migrate_settings
-from .data import FolderError, ImageError, decode_working, scan_folder
+from .data import (
+    FolderError,
+    ImageError,
+    decode_square_crop,
+    decode_working,
+    natural_size,
+    scan_folder,
+)
 from .defences import DEFENCES, Defence, adversarial_examples
 from .export import write_json_atomic
 from .metrics import delta_e2000, psnr, ssim
-from .models import build_model
+from .models import PRETRAINED_ARCHS, build_model
 from .peers import apply_lsp, apply_ops
 from .pipeline import protect
 from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Reporter
 from .stages import resolve_device
-from .training import random_crop_flip, train_classifier
+from .training import centre_crop, random_crop_flip, random_resized_crop_flip, train_classifier
+
+# Images whose short side is at most this are trained at their own size, CIFAR-style
+# (pad-and-crop + flip); larger ones are photos, trained ImageNet-style.
+SMALL_IMAGE_SIDE = 64
+# Photos are stored with this margin around the victim's crop (256 for 224, as ImageNet
+# pipelines resize the short side before cropping).
+PHOTO_MARGIN = 8 / 7
 
 TRAINING_FREE_PEERS = ("lsp", "ops")
 ABLATION_PEERS = ("spatial", "colour")
@@ -47,6 +61,9 @@ class EvaluateConfig:
     epochs: int = 30
     seed: int = 0
     working_size: int = 32
+    # Resolution the victims train and test at; 0 = from the folder: small images at their
+    # natural size (the working size), photos at 224 on a GPU and 128 on a CPU.
+    victim_size: int = 0
     holdout: float = 0.2
     batch_size: int = 128
     learning_rate: float = 0.05
@@ -105,7 +122,10 @@ class EvaluationReport:
 
 
 def load_labeled(folder: Path, classes: list[str] | None, size: int, reporter: Reporter,
-                 max_pixels: int = DEFAULTS.max_pixels) -> tuple[LabeledTensors, list[str]]:
+                 max_pixels: int = DEFAULTS.max_pixels, photo: bool = False
+                 ) -> tuple[LabeledTensors, list[str]]:
+    """Every image of a labeled folder as uint8 at size x size: squashed to the working
+    size for small images, or (photo) short side resized and the centre square kept."""
     scan = scan_folder(folder)
     if classes is not None and scan.classes != classes:
         raise FolderError(f"{folder} has classes {scan.classes}, expected {classes}")
@@ -113,7 +133,8 @@ def load_labeled(folder: Path, classes: list[str] | None, size: int, reporter: R
     for item in scan.items:
         reporter.check_cancel()
         try:
-            images.append(decode_working(item.path, size, max_pixels))
+            images.append(decode_square_crop(item.path, size, max_pixels) if photo
+                          else decode_working(item.path, size, max_pixels))
         except ImageError as exc:
             reporter.warning(f"skipped {item.rel}: {exc}")
             continue
@@ -148,15 +169,21 @@ def _without(data: LabeledTensors, keys: set[str]) -> LabeledTensors:
 def train_victim(arch: str, train: LabeledTensors, test: LabeledTensors, defence: Defence,
                  epochs: int, seed: int, device: torch.device, num_classes: int,
                  batch_size: int, learning_rate: float, reporter: Reporter,
-                 progress_offset: int = 0, progress_total: int | None = None
-                 ) -> tuple[float, list[float]]:
+                 progress_offset: int = 0, progress_total: int | None = None,
+                 photo_size: int = 0) -> tuple[float, list[float]]:
+    """Train one victim on `train` (defence applied) and score it on clean `test` images.
+    With `photo_size` the stored images are larger squares: training takes random resized
+    crops of photo_size, testing the centre crop, the defences act on the stored images."""
     images = defence.dataset(train.images) if defence.dataset else train.images
     test_images = defence.test(test.images) if defence.test else test.images
+    if photo_size:
+        test_images = centre_crop(test_images, photo_size)
     generator = torch.Generator().manual_seed(seed)
-    model = build_model(arch, num_classes, images.shape[-1], generator)
+    size = photo_size or images.shape[-1]
+    model = build_model(arch, num_classes, size, generator)
 
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        x = random_crop_flip(x, g)
+        x = random_resized_crop_flip(x, g, photo_size) if photo_size else random_crop_flip(x, g)
         return defence.batch(x, g) if defence.batch else x
 
     adv_gen = torch.Generator().manual_seed(seed + 1)
@@ -170,7 +197,8 @@ def train_victim(arch: str, train: LabeledTensors, test: LabeledTensors, defence
         model, images, train.labels, epochs, generator, device, batch_size=batch_size,
         learning_rate=learning_rate, augment=augment, batch_transform=batch_transform,
         eval_data=(test_images, test.labels), reporter=reporter, stage="verify",
-        progress_offset=progress_offset, progress_total=progress_total)
+        progress_offset=progress_offset, progress_total=progress_total,
+        recalibrate=arch not in PRETRAINED_ARCHS)
     return result.curve[-1], result.curve
 
 
@@ -179,13 +207,22 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
              ) -> EvaluationReport:
     reporter = Reporter(progress, log, cancel)
     device = resolve_device(config.device)
-    size = config.working_size
-    clean, classes = load_labeled(config.clean_dir, None, size, reporter, config.max_pixels)
+    photo_size = victim_resolution(config, device)
+    size = round(photo_size * PHOTO_MARGIN) if photo_size else config.working_size
+    if photo_size:
+        reporter.info(f"photos: victims train on random {photo_size}-px crops of the images "
+                      f"resized to {size} px (short side), and test on the centre crop")
+
+    def load(folder: Path, classes: list[str] | None) -> tuple[LabeledTensors, list[str]]:
+        return load_labeled(folder, classes, size, reporter, config.max_pixels,
+                            photo=bool(photo_size))
+
+    clean, classes = load(config.clean_dir, None)
     k = len(classes)
     notes: list[str] = []
     split_gen = torch.Generator().manual_seed(config.seed)
     if config.test_dir is not None:
-        test, _ = load_labeled(config.test_dir, classes, size, reporter, config.max_pixels)
+        test, _ = load(config.test_dir, classes)
         clean_train = clean
     else:
         clean_train, test = stratified_split(clean, config.holdout, split_gen)
@@ -195,7 +232,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     held_out = set(test.keys) if config.test_dir is None else set()
     train_sets: list[tuple[str, LabeledTensors]] = [("clean", clean_train)]
     for name, folder in config.protected:
-        data, _ = load_labeled(folder, classes, size, reporter, config.max_pixels)
+        data, _ = load(folder, classes)
         train_sets.append((name, _without(data, held_out)))
     peer_gen = peer_generator(config.seed)
     for peer in config.peers:
@@ -205,7 +242,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
         elif peer == "ops":
             images = apply_ops(clean_train.images, clean_train.labels, k)
         else:
-            images = _ablation(config, peer, clean_train, reporter)
+            images = _ablation(config, peer, clean_train, reporter, size, bool(photo_size))
         train_sets.append((peer, LabeledTensors(images, clean_train.labels, clean_train.keys)))
 
     distortion = {name: distortion_against(clean_train, data)
@@ -230,10 +267,11 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                     acc, curve = train_victim(
                         arch, data, test, DEFENCES[defence_name], config.epochs, config.seed,
                         device, k, config.batch_size, config.learning_rate, reporter,
-                        steps_done, all_steps)
+                        steps_done, all_steps, photo_size)
                     steps_done += steps[name]
                     runs.append({"train": name, "defence": defence_name, "arch": arch,
                                  "epochs": config.epochs, "test_accuracy": acc,
+                                 "victim_size": photo_size or size,
                                  "curve": curve})
                     if config.report_dir is not None:  # a long matrix keeps what it measured
                         write_report(EvaluationReport(1.0 / k, {}, runs, "running", notes),
@@ -272,8 +310,20 @@ def peer_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed + 17)
 
 
+def victim_resolution(config: EvaluateConfig, device: torch.device) -> int:
+    """The photo crop size victims train at, or 0 for small images trained at their own
+    (working) size, CIFAR-style."""
+    if config.victim_size:
+        return 0 if config.victim_size <= SMALL_IMAGE_SIDE else config.victim_size
+    scan = scan_folder(config.clean_dir)
+    side = natural_size([item.path for item in scan.items], config.max_pixels)
+    if side <= SMALL_IMAGE_SIDE:
+        return 0
+    return 224 if device.type == "cuda" else 128
+
+
 def _ablation(config: EvaluateConfig, mode: str, clean_train: LabeledTensors,
-              reporter: Reporter) -> torch.Tensor:
+              reporter: Reporter, size: int, photo: bool) -> torch.Tensor:
     """Generate a spatial-only / colour-only protected copy of the clean training images
     with the real engine (same budget and surrogates as the DUNE run's settings)."""
     assert config.report_dir is not None, "ablation peers need a report folder"
@@ -285,7 +335,7 @@ def _ablation(config: EvaluateConfig, mode: str, clean_train: LabeledTensors,
     result = protect(pc, cancel=reporter.cancel)
     if result.status != "completed":
         reporter.check_cancel()
-    data, _ = load_labeled(out, None, config.working_size, reporter, config.max_pixels)
+    data, _ = load_labeled(out, None, size, reporter, config.max_pixels, photo=photo)
     by_key = dict(zip(data.keys, range(len(data.keys)), strict=True))
     return data.images[torch.tensor([by_key[k] for k in clean_train.keys])]
 

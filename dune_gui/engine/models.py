@@ -170,6 +170,14 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(self.normalise(x)))
 
 
+def _pretrained(name: str, frozen: bool = False) -> Callable[..., nn.Module]:
+    def build(k: int, r: int, generator: torch.Generator | None = None) -> nn.Module:
+        from .pretrained import PretrainedClassifier
+
+        return PretrainedClassifier(name, k, generator, frozen)
+    return build
+
+
 ARCHITECTURES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
     "fast": ("ResNet-9-style, narrow (~0.4M params); fastest on a CPU",
              lambda k, r: FastNet(k)),
@@ -180,15 +188,31 @@ ARCHITECTURES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
                   lambda k, r: MobileNetLike(k)),
     "small": ("plain 4-layer CNN (~0.3M params); a fast victim for checks",
               lambda k, r: SmallCNN(k)),
+    "lite0": ("EfficientNet-Lite0, ImageNet-pretrained, fine-tuned on your folder (4.7M "
+              "params): the kind of network a scraper fine-tunes", _pretrained("lite0")),
+    "lite2": ("EfficientNet-Lite2, ImageNet-pretrained, fine-tuned (6.1M params)",
+              _pretrained("lite2")),
 }
+# Victims only: a linear probe on frozen pretrained features (as a surrogate it would be
+# a fixed feature extractor with a linear head).
+PROBES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
+    "lite0-probe": ("linear probe on frozen ImageNet EfficientNet-Lite0 features",
+                    _pretrained("lite0", frozen=True)),
+    "lite2-probe": ("linear probe on frozen ImageNet EfficientNet-Lite2 features",
+                    _pretrained("lite2", frozen=True)),
+}
+PRETRAINED_ARCHS = frozenset({"lite0", "lite2", "lite0-probe", "lite2-probe"})
 
 
 def build_model(arch: str, num_classes: int, working_size: int,
                 generator: torch.Generator | None = None) -> nn.Module:
-    if arch not in ARCHITECTURES:
+    known = {**ARCHITECTURES, **PROBES}
+    if arch not in known:
         raise ValueError(f"unknown architecture {arch!r}; choose from "
-                         f"{', '.join(sorted(ARCHITECTURES))}")
-    model = ARCHITECTURES[arch][1](num_classes, working_size)
+                         f"{', '.join(sorted(known))}")
+    if arch in PRETRAINED_ARCHS:  # keeps its ImageNet weights; only the new head is drawn
+        return known[arch][1](num_classes, working_size, generator)
+    model = known[arch][1](num_classes, working_size)
     if generator is not None:
         init_weights(model, generator)
     return model

