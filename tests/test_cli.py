@@ -18,7 +18,7 @@ def test_help_documents_every_option_with_its_default(capsys: pytest.CaptureFixt
                    "--seed", "--format", "--quality", "--psnr-min", "--ssim-min",
                    "--delta-e-max", "--colour-preset"):
         assert option in text
-    assert "8/255" in text and "0.5/255" in text and "default 30" in text
+    assert "[default 8/255]" in text and "[default 2/255]" in text and "[default 10]" in text
 
 
 def test_budget_parsing() -> None:

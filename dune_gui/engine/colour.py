@@ -121,16 +121,28 @@ def describe_offset(offset: torch.Tensor) -> str:
             f"to {float(points.max()):+.1f}")
 
 
-def apply_offset(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """x: S x 3 x H x W, offsets: P x 3G^2 -> P*S x 3 x H x W, clipped to [0, 1]."""
+def add_colour(x: torch.Tensor, field: torch.Tensor, headroom: bool) -> torch.Tensor:
+    """x + field, in [0, 1]. With `headroom` each pixel's shift is scaled by the room it has
+    (1 - x toward white, x toward black), so no pixel is clipped: a plain shift flattens
+    every pixel it pushes past black or white into a patch of one value, visible on dark
+    and bright areas. Without it the spec's clip01(x + d)."""
+    if headroom:
+        room = torch.where(field > 0, 1.0 - x, x)
+        return (x + field * room).clamp_(0.0, 1.0)
+    return (x + field).clamp_(0.0, 1.0)
+
+
+def apply_offset(x: torch.Tensor, offsets: torch.Tensor, headroom: bool = False
+                 ) -> torch.Tensor:
+    """x: S x 3 x H x W, offsets: P x 3G^2 -> P*S x 3 x H x W, in [0, 1]."""
     fields = expand_offsets(offsets.to(x), x.shape[-2], x.shape[-1])
-    shifted = x.unsqueeze(0) + fields.unsqueeze(1)
-    return shifted.clamp_(0.0, 1.0).flatten(0, 1)
+    return add_colour(x.unsqueeze(0), fields.unsqueeze(1), headroom).flatten(0, 1)
 
 
 def colour_objective(
     x: torch.Tensor, target: int, ensemble: Ensemble, constraints: ColourConstraints,
     penalty_weight: float, chunk: int = 128, grey_view_weight: float = 0.0,
+    headroom: bool = False,
 ) -> Objective:
     """The spec's J(d) for one class, vectorised over particles, images and members.
 
@@ -146,7 +158,7 @@ def colour_objective(
     @torch.inference_mode()
     def score(offsets: torch.Tensor) -> torch.Tensor:
         p = offsets.shape[0]
-        shifted = apply_offset(x, offsets)
+        shifted = apply_offset(x, offsets, headroom)
         originals = x.repeat(p, 1, 1, 1)
         ce_parts, pen_parts = [], []
         for start in range(0, shifted.shape[0], chunk):
@@ -180,12 +192,14 @@ class ColourOffsetSearch:
     penalty_weight: float = 10.0
     grey_view_weight: float = 0.0
     grid: int = 1
+    headroom: bool = False
 
     def search(self, class_images: torch.Tensor, target: int, ensemble: Ensemble,
                generator: torch.Generator,
                on_iteration: Callable[[int, float], None] | None = None) -> SwarmResult:
         objective = colour_objective(class_images, target, ensemble, self.constraints,
-                                     self.penalty_weight, grey_view_weight=self.grey_view_weight)
+                                     self.penalty_weight, grey_view_weight=self.grey_view_weight,
+                                     headroom=self.headroom)
         return particle_swarm_minimise(
             objective, offset_values(self.grid), self.bound, self.particles, self.iterations,
             generator, init_range=self.init_range, on_iteration=on_iteration)

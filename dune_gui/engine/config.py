@@ -116,11 +116,18 @@ class ProtectConfig:
         "more protects more and is more visible as grain on flat areas", "spatial", "budget",
         minimum=0.5 / 255, maximum=1.0, cli="--eps")
     step_size: float = setting(
-        0.5 / 255, "Step size", "PGD step; steps x step size must reach eps or the budget is "
+        2 / 255, "Step size", "PGD step; steps x step size must reach eps or the budget is "
         "not used (eps / 16 at 30 steps, eps / 4 at 10)", "spatial", "budget",
         minimum=0.01 / 255, maximum=1.0, cli="--step-size")
+    jnd_budget: float = setting(
+        1.0, "Perceptual budget", "0: every pixel may change by up to eps (the paper's); "
+        "above 0: each pixel may change by at most this many just-noticeable changes of the "
+        "original at that place (and never more than eps), so the perturbation goes where "
+        "the picture is busy or dark and stays off flat sky, skin and backdrops; lower is "
+        "less visible and protects less", "spatial", "float", minimum=0.0, maximum=20.0,
+        cli="--jnd-budget", legacy=0.0)
     steps: int = setting(
-        30, "Steps", "PGD steps: more fit the perturbation better and cost proportionally "
+        10, "Steps", "PGD steps: more fit the perturbation better and cost proportionally "
         "more time", "spatial", "int", minimum=1, maximum=1000, cli="--steps")
     label_offset: int = setting(
         0, "Label shift", "class y is steered toward class (y + s) mod K; 0 = auto (3, or 1 "
@@ -164,16 +171,21 @@ class ProtectConfig:
         "int", minimum=8, maximum=512, cli="--working-size")
     # Colour branch (particle swarm) and its perceptual limits.
     psnr_min: float = setting(
-        20.0, "PSNR at least", "lowest PSNR an image may have after the colour offset, dB; "
+        36.0, "PSNR at least", "lowest PSNR an image may have after the colour offset, dB; "
         "higher is less visible and a weaker colour shortcut", "colour", "float",
         minimum=0.0, maximum=100.0, cli="--psnr-min")
     ssim_min: float = setting(
-        0.8, "SSIM at least", "lowest SSIM after the colour offset; higher is less visible",
+        0.98, "SSIM at least", "lowest SSIM after the colour offset; higher is less visible",
         "colour", "float", minimum=0.0, maximum=1.0, cli="--ssim-min")
     delta_e_max: float = setting(
-        20.0, "Colour difference at most", "largest mean CIEDE2000 colour difference "
+        1.0, "Colour difference at most", "largest mean CIEDE2000 colour difference "
         "(about 1 is just noticeable side by side, 2-3 where people notice a cast)",
         "colour", "float", minimum=0.0, maximum=100.0, cli="--delta-e-max")
+    colour_headroom: bool = setting(
+        True, "Soft colour shift", "scale each pixel's colour shift by the room it has "
+        "before black or white, so no pixel is clipped (a clipped shift leaves flat patches "
+        "on dark and bright areas); off: the paper's plain shift", "colour", "bool",
+        cli="--colour-headroom", legacy=False)
     particles: int = setting(
         10, "Swarm particles", "candidates per step of the colour search; more search "
         "better and cost proportionally more time", "colour", "int", minimum=1, maximum=1000,
@@ -186,10 +198,10 @@ class ProtectConfig:
         32, "Colour sample", "images per class the colour search scores each candidate on",
         "colour", "int", minimum=1, maximum=100000, cli="--colour-sample")
     colour_bound: float = setting(
-        0.25, "Colour bound", "largest colour offset per channel the search considers (0..1)",
+        0.05, "Colour bound", "largest colour offset per channel the search considers (0..1)",
         "colour", "float", minimum=0.0, maximum=1.0, gui=False)
     colour_init: float = setting(
-        0.1, "Colour start range", "the swarm starts uniformly within +- this offset",
+        0.02, "Colour start range", "the swarm starts uniformly within +- this offset",
         "colour", "float", minimum=0.0, maximum=1.0, gui=False)
     penalty_weight: float = setting(
         10.0, "Penalty weight", "weight of the perceptual-limit penalties against the "
@@ -198,7 +210,7 @@ class ProtectConfig:
     # to the image's corners and blended bilinearly: structure a model learns more easily
     # than a uniform cast and that survives JPEG, blur and pixel jitter (docs/research-log.md).
     colour_grid: int = setting(
-        1, "Colour pattern", "1: one colour cast per class (the paper's); G: a G x G field of "
+        2, "Colour pattern", "1: one colour cast per class (the paper's); G: a G x G field of "
         "casts blended across the image, like uneven lighting: a stronger shortcut, slightly "
         "more distortion at the same limits", "colour", "int", minimum=1, maximum=8,
         cli="--colour-grid", legacy=1)

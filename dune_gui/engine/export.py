@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from .atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write
-from .colour import expand_offsets
+from .colour import add_colour, expand_offsets
 from .data import DecodedImage
-from .metrics import delta_e2000, psnr, ssim
+from .metrics import delta_e2000, delta_e2000_p99, psnr, ssim, visible_share
 from .spatial import upsample_delta
 
 # What each writable suffix is saved as; the one list of which formats are lossy.
@@ -63,17 +63,18 @@ def output_extension(source_suffix: str, fmt: str) -> str:
     return ".png"
 
 
-def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None
-            ) -> torch.Tensor:
+def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None,
+            headroom: bool = False) -> torch.Tensor:
     """x_ue = clip01(clip01(x + up(delta)) + d_y) at the image's own resolution (3 x H x W);
-    a G x G offset field is spread over the image's own size."""
+    a G x G offset field is spread over the image's own size; with `headroom` the colour
+    shift is scaled so that no pixel clips (colour.add_colour)."""
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)
     out = x
     if delta is not None:
         out = (out + upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])).clamp_(0, 1)
     if offset is not None:
         field = expand_offsets(offset.float().cpu().unsqueeze(0), x.shape[1], x.shape[2])[0]
-        out = (out + field).clamp_(0, 1)
+        out = add_colour(out, field, headroom)
     return out
 
 
@@ -96,7 +97,9 @@ def to_pil(protected: torch.Tensor, image: DecodedImage) -> Image.Image:
 
 
 def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
-    """PSNR / SSIM / CIEDE2000 between the original and the written pixels."""
+    """Perceptual measures between the original and the written pixels (see
+    docs/perceptual.md for what each threshold means to a viewer): PSNR, SSIM, mean and
+    99th-percentile CIEDE2000, and the share of pixels changed beyond notice."""
     a, b = original.unsqueeze(0), protected.unsqueeze(0)
     pixels = a.shape[-1] * a.shape[-2]
     if pixels > METRIC_MAX_PIXELS:
@@ -105,7 +108,9 @@ def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str
         a = torch.nn.functional.interpolate(a, size=size, mode="area")
         b = torch.nn.functional.interpolate(b, size=size, mode="area")
     return {"psnr": round(float(psnr(a, b)[0]), 3), "ssim": round(float(ssim(a, b)[0]), 5),
-            "delta_e": round(float(delta_e2000(a, b)[0]), 4)}
+            "delta_e": round(float(delta_e2000(a, b)[0]), 4),
+            "delta_e_p99": round(float(delta_e2000_p99(a, b)[0]), 4),
+            "visible_share": round(float(visible_share(a, b)[0]), 5)}
 
 
 def read_back(img: Image.Image, image: DecodedImage) -> torch.Tensor:

@@ -111,3 +111,47 @@ def ciede2000_map(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
 def delta_e2000(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean CIEDE2000 colour difference per image (about 1 = just noticeable)."""
     return ciede2000_map(rgb_to_lab(a), rgb_to_lab(b)).flatten(1).mean(1)
+
+
+def delta_e2000_p99(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """99th percentile of the per-pixel CIEDE2000 per image: the worst visible spots (a cast
+    on a flat area), which a mean over a busy picture hides."""
+    per_pixel = ciede2000_map(rgb_to_lab(a), rgb_to_lab(b)).flatten(1)
+    return torch.quantile(per_pixel, 0.99, dim=1)
+
+
+def _box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    k = 2 * radius + 1
+    return F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), k, stride=1)
+
+
+def jnd_map(rgb: torch.Tensor, radius: int = 2) -> torch.Tensor:
+    """Just-noticeable luminance change per pixel, in 0..1 units (N x 1 x H x W).
+
+    Luminance masking after Chou & Li (1995): the eye tolerates larger changes on dark and
+    on bright backgrounds than at mid-grey; plus texture masking: a change hides in local
+    contrast (the local standard deviation of luma), and shows on flat sky, skin or backdrop.
+    """
+    luma = (rgb * torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device)
+            .view(1, 3, 1, 1)).sum(1, keepdim=True) * 255
+    background = _box_mean(luma, radius)
+    dark = 17 * (1 - torch.sqrt(background.clamp(0, 127) / 127)) + 3
+    bright = 3 / 128 * (background - 127) + 3
+    luminance = torch.where(background <= 127, dark, bright)
+    local_std = (_box_mean(luma * luma, radius) - background**2).clamp_min(0).sqrt()
+    return (luminance + TEXTURE_MASKING * local_std) / 255
+
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+# share of the local contrast (std of luma) that a change can hide in; at 0.5 a change of
+# half a texture's spread still reads as texture
+TEXTURE_MASKING = 0.5
+
+
+def visible_share(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Share of pixels whose luminance change exceeds the just-noticeable change of the
+    original at that place (jnd_map): ~0 means the change hides in the picture's own
+    texture and brightness; a few percent concentrated on flat areas is a visible blotch."""
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
+    change = ((b - a) * weights).sum(1, keepdim=True).abs()
+    return (change > jnd_map(a)).float().flatten(1).mean(1)

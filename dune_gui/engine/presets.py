@@ -25,24 +25,34 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+# The colour search's box and start range for the paper's limits (a cast of up to ~64/255)
+# and for a change below notice (a few /255): the swarm must start where the answer is.
+WIDE_COLOUR = {"colour_bound": 0.25, "colour_init": 0.1}
+NARROW_COLOUR = {"colour_bound": 0.05, "colour_init": 0.02}
+
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("light", "Light",
-           "The smallest change: a faint grain on flat areas and a subtle colour shift. "
-           "Weakest protection, above all against JPEG and noise.",
-           {"eps": 4 / 255, "step_size": 0.25 / 255, "steps": 30, "psnr_min": 32.0,
-            "ssim_min": 0.95, "delta_e_max": 3.0, "colour_grid": 1}),
+    Preset("invisible", "Invisible",
+           "Changes kept below what people notice: the perturbation follows the picture's "
+           "own texture and stays off flat areas, the colour shift is a faint, smooth grade "
+           "that never clips. The weakest protection of the three.",
+           {"eps": 8 / 255, "jnd_budget": 1.0, "steps": 10, "step_size": 2 / 255,
+            "psnr_min": 36.0, "ssim_min": 0.98, "delta_e_max": 1.0, "colour_grid": 2,
+            "colour_headroom": True, **NARROW_COLOUR}),
     Preset("standard", "Standard (the paper's)",
            "The published method's limits: grain on flat areas and a colour cast you can "
-           "see next to the original. Strong against models trained from scratch.",
-           {"eps": 8 / 255, "step_size": 0.5 / 255, "steps": 30, "psnr_min": 20.0,
-            "ssim_min": 0.8, "delta_e_max": 20.0, "colour_grid": 1}),
+           "see next to the original. Stronger protection against models trained from "
+           "scratch.",
+           {"eps": 8 / 255, "jnd_budget": 0.0, "steps": 30, "step_size": 0.5 / 255,
+            "psnr_min": 20.0, "ssim_min": 0.8, "delta_e_max": 20.0, "colour_grid": 1,
+            "colour_headroom": False, **WIDE_COLOUR}),
     Preset("strong", "Strong",
            "Visible grain and a colour grade that varies across the picture. The strongest "
            "protection, also against JPEG, blur and grayscale training.",
-           {"eps": 16 / 255, "step_size": 1 / 255, "steps": 30, "psnr_min": 20.0,
-            "ssim_min": 0.8, "delta_e_max": 20.0, "colour_grid": 2}),
+           {"eps": 16 / 255, "jnd_budget": 0.0, "steps": 30, "step_size": 1 / 255,
+            "psnr_min": 20.0, "ssim_min": 0.8, "delta_e_max": 20.0, "colour_grid": 2,
+            "colour_headroom": False, **WIDE_COLOUR}),
 )}
-DEFAULT_PRESET = "standard"
+DEFAULT_PRESET = "invisible"
 
 
 def preset_of(settings: dict[str, Any]) -> str | None:

@@ -21,15 +21,16 @@ def spatial_pgd(
     x: torch.Tensor,
     target: torch.Tensor,
     ensemble: Ensemble,
-    eps: float,
-    step_size: float,
+    eps: float | torch.Tensor,
+    step_size: float | torch.Tensor,
     steps: int,
     members: Sequence[SurrogateMember] | None = None,
     on_step: Callable[[int, float], None] | None = None,
     views: Sequence[View] = (),
     pad_to: int = 0,
 ) -> torch.Tensor:
-    """Return delta (same shape as x, |delta| <= eps, x + delta in [0, 1]).
+    """Return delta (same shape as x, |delta| <= eps, x + delta in [0, 1]). `eps` (and the
+    step) may be a per-pixel tensor broadcastable to x: a perceptual budget.
 
     g_t = mean_m grad CE(f_m(x_t), y*);  x_{t+1} = clip01(proj_eps(x_t - a * sign(g_t))).
     Averaging the member losses and differentiating once gives the mean of the gradients
@@ -52,6 +53,11 @@ def spatial_pgd(
     if 0 < n < pad_to:
         x = torch.cat([x, x.new_zeros((pad_to - n, *x.shape[1:]))])
         target = torch.cat([target, target.new_zeros(pad_to - n)])
+        if isinstance(eps, torch.Tensor) and eps.shape[0] == n:
+            eps = torch.cat([eps, eps.new_zeros((pad_to - n, *eps.shape[1:]))])
+        if isinstance(step_size, torch.Tensor) and step_size.shape[0] == n:
+            step_size = torch.cat([step_size,
+                                   step_size.new_zeros((pad_to - n, *step_size.shape[1:]))])
     x = x.detach()
     lower, upper = linf_box(x, eps)
     report = None if on_step is None else (
@@ -91,6 +97,14 @@ class SpatialPGD:
         return views
 
     def perturb(self, x: torch.Tensor, target: torch.Tensor, ensemble: Ensemble,
-                on_step: Callable[[int, float], None] | None = None) -> torch.Tensor:
-        return spatial_pgd(x, target, ensemble, self.eps, self.step_size, self.steps,
-                           on_step=on_step, views=self.views(), pad_to=self.pad_to)
+                on_step: Callable[[int, float], None] | None = None,
+                budget: torch.Tensor | None = None) -> torch.Tensor:
+        """`budget`: a per-pixel bound (N x 1 x H x W, at most eps) replacing the uniform
+        eps; the step shrinks in proportion so every pixel can reach its own bound."""
+        eps: float | torch.Tensor = self.eps
+        step: float | torch.Tensor = self.step_size
+        if budget is not None:
+            budget = budget.to(x)
+            eps, step = budget, budget * (self.step_size / self.eps)
+        return spatial_pgd(x, target, ensemble, eps, step, self.steps, on_step=on_step,
+                           views=self.views(), pad_to=self.pad_to)

@@ -34,6 +34,7 @@ from .data import (
     scan_folder,
 )
 from .export import compose, export_image
+from .metrics import jnd_map
 from .profile import ImageRecord, ManifestWriter, Profile
 from .progress import Reporter
 from .spatial import PGD_SHIFT, SpatialPGD
@@ -283,7 +284,7 @@ def find_colour_offsets(run: Run, folder: FolderData, built: BuiltEnsemble,
     search = ColourOffsetSearch(cfg.colour, cfg.particles, cfg.iterations, cfg.colour_bound,
                                 cfg.colour_init, cfg.penalty_weight,
                                 grey_view_weight=GREY_VIEW_WEIGHT if cfg.grey_robust else 0.0,
-                                grid=cfg.colour_grid)
+                                grid=cfg.colour_grid, headroom=cfg.colour_headroom)
     offsets = torch.zeros(k, offset_values(cfg.colour_grid))
     total = k * cfg.iterations
     for label, name in enumerate(folder.classes):
@@ -324,7 +325,8 @@ def colour_cache_path(run: Run, folder: FolderData, built: BuiltEnsemble) -> Pat
         # the grid joins the key only when it is not the spec's single offset, so the
         # offsets cached before the option existed are still found
         "grey": cfg.grey_robust, **({"grid": cfg.colour_grid} if cfg.colour_grid > 1
-                                    else {})}, sort_keys=True)
+                                    else {}),
+        **({"headroom": True} if cfg.colour_headroom else {})}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return run.cache_dir / "colour" / f"{digest}.json"
 
@@ -364,7 +366,17 @@ def spatial_deltas(run: Run, folder: FolderData, built: BuiltEnsemble,
     x = torch.stack([folder.working[i.rel] for i in items]).float().div_(255.0)
     y = torch.tensor([folder.targets[i.label] for i in items])
     return spatial_attack(run).perturb(x.to(run.device), y.to(run.device),
-                                       built.ensemble).cpu()
+                                       built.ensemble, budget=pixel_budget(run.config, x)
+                                       ).cpu()
+
+
+def pixel_budget(config: ProtectConfig, x: torch.Tensor) -> torch.Tensor | None:
+    """Per-pixel bound of the spatial perturbation (N x 1 x H x W) with a perceptual budget:
+    `jnd_budget` just-noticeable changes of each image at that place, never above eps;
+    None: eps everywhere (the paper's L-inf ball)."""
+    if config.jnd_budget <= 0:
+        return None
+    return (jnd_map(x) * config.jnd_budget).clamp_(max=config.eps)
 
 
 @dataclass
@@ -442,7 +454,8 @@ def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
         return ImageRecord(item.rel, None, cls, "skipped", str(exc))
     out_path = cfg.output_dir / out_rel
     try:
-        metrics = export_image(image, compose(image, delta, offset), out_path, cfg.quality,
+        metrics = export_image(image, compose(image, delta, offset, cfg.colour_headroom), out_path,
+                               cfg.quality,
                                cfg.keep_metadata, cfg.strip_gps)
     except OSError as exc:
         raise FolderError(f"cannot write {out_path}: {exc.strerror or exc}") from exc

@@ -125,7 +125,8 @@ def test_steps_that_cannot_reach_the_budget_are_warned_about(labeled_folder: Pat
 
 def test_colour_offset_is_identical_within_a_class(labeled_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = protect(_config(labeled_folder, out, mode="colour"))
+    result = protect(_config(labeled_folder, out, mode="colour", colour_grid=1,
+                             colour_headroom=False))
     for cls, offset in result.colour_offsets.items():
         expected = np.rint(np.asarray(offset) * 255)
         for src in (labeled_folder / cls).glob("*.jpg"):
@@ -140,7 +141,8 @@ def test_colour_offset_is_identical_within_a_class(labeled_folder: Path, tmp_pat
 def test_colour_field_is_identical_within_a_class_pixel_by_pixel(labeled_folder: Path,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = protect(_config(labeled_folder, out, mode="colour", colour_grid=2))
+    result = protect(_config(labeled_folder, out, mode="colour", colour_grid=2,
+                             colour_headroom=False))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["method"]["colour_grid"] == 2
     for cls, offset in result.colour_offsets.items():
@@ -301,3 +303,42 @@ def test_a_profile_with_an_explicit_shift_accepts_auto_when_it_resolves_the_same
     out = tmp_path / "out"
     protect(_config(labeled_folder, out, label_offset=1))  # 3 classes: auto is 1 too
     assert protect(_config(labeled_folder, out, label_offset=0)).reused == 18
+
+
+def test_a_soft_colour_shift_never_clips_and_follows_one_field_per_class(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    """With colour_headroom each pixel moves by field x (room to black or white): no pixel
+    is pushed to 0 or 255 that was not there, and the field is the class's, pixel by pixel."""
+    out = tmp_path / "out"
+    result = protect(_config(labeled_folder, out, mode="colour", colour_grid=2,
+                             colour_bound=0.3, colour_init=0.3, psnr_min=0.0, ssim_min=0.0,
+                             delta_e_max=100.0))
+    for cls, offset in result.colour_offsets.items():
+        for src in (labeled_folder / cls).glob("*.jpg"):
+            a = _pixels(src).astype(np.float64)
+            b = _pixels(out / cls / (src.stem + ".png")).astype(np.float64)
+            field = expand_offsets(torch.tensor([offset]), *a.shape[:2])[0].permute(1, 2, 0)
+            field = field.numpy() * 255
+            room = np.where(field > 0, 255 - a, a)
+            assert np.abs(b - (a + field * room / 255)).max() <= 1  # rounding only
+            assert not ((b == 255) & (a < 255)).any() and not ((b == 0) & (a > 0)).any()
+
+
+def test_a_perceptual_budget_keeps_each_pixel_within_its_noticeable_change(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    from dune_gui.engine.metrics import jnd_map
+
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out, mode="spatial", eps=16 / 255, step_size=6 / 255,
+                    jnd_budget=0.5))
+    flat = textured = 0.0
+    for src in labeled_folder.rglob("*.jpg"):
+        a = _pixels(src)
+        b = _pixels(out / src.relative_to(labeled_folder).with_suffix(".png"))
+        x = torch.from_numpy(a).permute(2, 0, 1).float().unsqueeze(0) / 255
+        bound = (jnd_map(x)[0, 0].numpy() * 0.5 * 255).clip(max=16)
+        change = np.abs(b - a).max(axis=2)
+        assert (change <= np.floor(bound) + 1).all()  # the bound, up to 8-bit rounding
+        flat += change[bound < np.median(bound)].mean()
+        textured += change[bound >= np.median(bound)].mean()
+    assert textured > flat  # the perturbation goes where the picture can hide it

@@ -15,6 +15,7 @@ from tests.gui.conftest import load, wait_idle
 
 def test_preview_panes_show_what_they_claim(qtbot, window: MainWindow, tmp_path: Path) -> None:
     src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
+    window.settings_panel.set_settings({"colour_grid": 1})  # one cast: a flat swatch
     load(qtbot, window, src)
     window.start_preview()
     wait_idle(qtbot, window)
