@@ -18,7 +18,14 @@ from .config import (
 from .data import FolderError, FolderScan, ImageError, SkippedFile, load_thumbnail, scan_folder
 from .defences import DEFENCES
 from .devices import cuda_device_name
-from .evaluation import PEERS, EvaluateConfig, EvaluationReport, evaluate, markdown_table
+from .evaluation import (
+    PEERS,
+    EvaluateConfig,
+    EvaluationReport,
+    evaluate,
+    markdown_table,
+    plain_summary,
+)
 from .models import ARCHITECTURES
 from .pipeline import PreviewImage, ProtectResult, preview, protect
 from .presets import DEFAULT_PRESET, PRESETS, Preset, preset_of
@@ -85,6 +92,7 @@ __all__ = [
     "format_duration",
     "load_thumbnail",
     "markdown_table",
+    "plain_summary",
     "preset_of",
     "preview",
     "protect",

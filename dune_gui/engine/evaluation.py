@@ -448,3 +448,46 @@ def plot_report(report: EvaluationReport, path: Path) -> None:
         draw.rectangle([lx, ly, lx + 12, ly + 12], fill=palette[ti % len(palette)])
         draw.text((lx + 18, ly - 1), t, fill="black", font=font)
     img.save(path)
+
+
+# What each defence means to someone who is not a machine-learning researcher.
+DEFENCE_IN_WORDS = {
+    "none": "trained on your images as they are",
+    "jpeg10": "re-saved your images as heavily compressed JPEGs first",
+    "grayscale": "trained on black-and-white copies",
+    "jpeg10+grayscale": "compressed them and made them black and white",
+    "adv-training": "trained to resist small pixel changes (adversarial training)",
+    "shift-noise": "added random colour shifts and noise while training",
+    "coin": "jittered every pixel by up to two pixels while training",
+    "posterise": "reduced the images to 8 shades per colour",
+    "blur": "blurred the images slightly",
+    "normalise": "evened out each image's brightness and colour",
+}
+
+
+def plain_summary(report: EvaluationReport, protected: str = "dune") -> list[str]:
+    """The result in sentences, first the one that matters: how a model trained on the
+    protected images does on new clean images, against one trained on the originals."""
+    runs = report.runs
+    archs = list(dict.fromkeys(r["arch"] for r in runs))
+    chance = f"{report.chance:.0%}"
+    lines: list[str] = []
+    for arch in archs:
+        def acc(train: str, defence: str, arch: str = arch) -> float | None:
+            return next((r["test_accuracy"] for r in runs if r["train"] == train
+                         and r["defence"] == defence and r["arch"] == arch), None)
+
+        ours, clean = acc(protected, "none"), acc("clean", "none")
+        if ours is not None and clean is not None:
+            who = "A model" if len(archs) == 1 else f"A model ({arch})"
+            lines.append(f"{who} trained on your protected images recognised {ours:.0%} of "
+                         f"new images, against {clean:.0%} when trained on the originals; "
+                         f"chance is {chance}.")
+        for defence in dict.fromkeys(r["defence"] for r in runs):
+            if defence == "none":
+                continue
+            ours, clean = acc(protected, defence), acc("clean", defence)
+            if ours is not None and clean is not None:
+                lines.append(f"If whoever trains it {DEFENCE_IN_WORDS.get(defence, defence)}: "
+                             f"{ours:.0%} (originals: {clean:.0%}).")
+    return lines

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QSplitter,
-    QTreeWidget,
-    QTreeWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QLabel, QListWidget, QSplitter, QVBoxLayout, QWidget
 
 from ..engine import (
     CancelToken,
     FolderError,
-    ImageError,
     class_count_problem,
     empty_classes_problem,
-    load_thumbnail,
     scan_folder,
 )
-from .preview_panel import to_qimage
-
-THUMBS_PER_CLASS = 48
+from .thumbnail_grid import ThumbnailGrid
 
 
 @dataclass
@@ -42,7 +26,6 @@ class FolderSummary:
     classes: list[str]
     images: dict[str, list[str]]  # class -> relative paths
     skipped: list[tuple[str, str]]
-    thumbnails: dict[str, np.ndarray] = field(default_factory=dict)  # rel -> RGB uint8
     problem: str | None = None
 
     @property
@@ -50,9 +33,9 @@ class FolderSummary:
         return sum(len(v) for v in self.images.values())
 
 
-def summarise_folder(root: Path, cancel: CancelToken | None = None,
-                     thumbs_per_class: int = THUMBS_PER_CLASS) -> FolderSummary:
-    """Runs on a worker thread: scan, then decode a few thumbnails per class."""
+def summarise_folder(root: Path, cancel: CancelToken | None = None) -> FolderSummary:
+    """Runs on a worker thread: list classes and images (nothing decoded; the grid decodes
+    thumbnails as they come into view)."""
     try:
         scan = scan_folder(root)
     except FolderError as exc:
@@ -62,15 +45,6 @@ def summarise_folder(root: Path, cancel: CancelToken | None = None,
         images[scan.classes[item.label]].append(item.rel)
     summary = FolderSummary(Path(root), scan.classes, images,
                             [(s.rel, s.reason) for s in scan.skipped])
-    by_rel = {item.rel: item for item in scan.items}
-    for cls in scan.classes:
-        for rel in images[cls][:thumbs_per_class]:
-            if cancel is not None and cancel.cancelled:
-                return summary
-            try:
-                summary.thumbnails[rel] = load_thumbnail(by_rel[rel].path)
-            except ImageError as exc:
-                summary.skipped.append((rel, str(exc)))
     # the engine's own wording, so the app says what a run would refuse
     if len(scan.classes) < 2:
         summary.problem = _sentence(class_count_problem(len(scan.classes), Path(root)))
@@ -92,83 +66,66 @@ class FolderPanel(QWidget):
         self.header = QLabel("Drop a labeled folder here (one subfolder per class), or use "
                              "File ▸ Open folder… (Ctrl+O).")
         self.header.setWordWrap(True)
-        self.classes = QTreeWidget()
-        self.classes.setHeaderLabels(["Class", "Images"])
-        self.classes.setIconSize(QSize(32, 32))
-        self.classes.setToolTip("Classes found in the folder (sorted by name)")
-        self.classes.currentItemChanged.connect(self._show_class)
-        self.thumbs = QListWidget()
-        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
-        self.thumbs.setIconSize(QSize(72, 72))
-        self.thumbs.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.thumbs.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.thumbs.setToolTip("Select images to preview (Ctrl/Shift-click for several)")
+        self.class_filter = QComboBox()
+        self.class_filter.setToolTip("Show the images of one class, or of all")
+        self.class_filter.setAccessibleName("Class filter")
+        self.class_filter.currentIndexChanged.connect(self._filter_changed)
+        self.thumbs = ThumbnailGrid()
         self.skipped = QListWidget()
         self.skipped.setToolTip("Files that will be skipped, with the reason")
         self.skipped_label = QLabel("Skipped files")
         split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.classes)
-        split.addWidget(self.thumbs)
+        grid_box = QWidget()
+        grid_layout = QVBoxLayout(grid_box)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.addWidget(self.class_filter)
+        grid_layout.addWidget(self.thumbs, 1)
+        split.addWidget(grid_box)
         box = QWidget()
         box_layout = QVBoxLayout(box)
         box_layout.setContentsMargins(0, 0, 0, 0)
         box_layout.addWidget(self.skipped_label)
         box_layout.addWidget(self.skipped)
         split.addWidget(box)
-        split.setSizes([160, 260, 90])
+        split.setSizes([480, 90])
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(split, 1)
 
     def set_scanning(self, root: Path) -> None:
         self.header.setText(f"Scanning {root} …")
-        self.classes.clear()
-        self.thumbs.clear()
+        self.class_filter.clear()
+        self.thumbs.thumbnails.set_images(root, [])
         self.skipped.clear()
 
     def set_summary(self, summary: FolderSummary) -> None:
         self.summary = summary
-        self.classes.clear()
-        self.thumbs.clear()
+        self.class_filter.blockSignals(True)
+        self.class_filter.clear()
         self.skipped.clear()
         if summary.problem and not summary.classes:
             self.header.setText(f"<b>{summary.root}</b><br><span style='color:#b00020'>"
                                 f"{summary.problem}</span>")
+            self.thumbs.thumbnails.set_images(summary.root, [])
+            self.class_filter.blockSignals(False)
             return
         text = (f"<b>{summary.root}</b><br>{len(summary.classes)} classes · "
                 f"{summary.total} images · {len(summary.skipped)} skipped")
         if summary.problem:
             text += f"<br><span style='color:#b00020'>{summary.problem}</span>"
         self.header.setText(text)
+        self.class_filter.addItem(f"All classes ({summary.total})", None)
         for cls in summary.classes:
-            item = QTreeWidgetItem([cls, str(len(summary.images[cls]))])
-            item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight)
-            first = next((r for r in summary.images[cls] if r in summary.thumbnails), None)
-            if first is not None:
-                item.setIcon(0, self._icon(first))
-            self.classes.addTopLevelItem(item)
-        self.classes.resizeColumnToContents(0)
+            self.class_filter.addItem(f"{cls} ({len(summary.images[cls])})", cls)
+        self.class_filter.blockSignals(False)
+        self.thumbs.thumbnails.set_images(
+            summary.root, [(rel, cls) for cls in summary.classes for rel in summary.images[cls]])
         for rel, reason in summary.skipped:
             self.skipped.addItem(f"{rel} — {reason}")
         self.skipped_label.setText(f"Skipped files ({len(summary.skipped)})")
-        if summary.classes:
-            self.classes.setCurrentItem(self.classes.topLevelItem(0))
 
-    def _icon(self, rel: str) -> QIcon:
-        assert self.summary is not None
-        return QIcon(QPixmap.fromImage(to_qimage(self.summary.thumbnails[rel] / 255.0)))
-
-    def _show_class(self, current: QTreeWidgetItem | None, _previous: object = None) -> None:
-        self.thumbs.clear()
-        if current is None or self.summary is None:
-            return
-        for rel in self.summary.images.get(current.text(0), []):
-            if rel not in self.summary.thumbnails:
-                continue
-            item = QListWidgetItem(self._icon(rel), Path(rel).name)
-            item.setData(Qt.ItemDataRole.UserRole, rel)
-            item.setToolTip(rel)
-            self.thumbs.addItem(item)
+    def _filter_changed(self) -> None:
+        self.thumbs.thumbnails.set_class_filter(self.class_filter.currentData())
 
     def selected_images(self) -> list[str]:
-        return [i.data(Qt.ItemDataRole.UserRole) for i in self.thumbs.selectedItems()]
+        return self.thumbs.selected_images()

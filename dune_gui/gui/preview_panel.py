@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
@@ -48,12 +48,34 @@ def amplify_colour(field: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip(0.5 + field * gain, 0, 1).astype(np.float32), gain
 
 
+def difference_view(original: np.ndarray, protected: np.ndarray) -> tuple[np.ndarray, float]:
+    """|protected - original| per pixel (the largest channel), scaled so the largest change
+    is white: where the protection changed the picture, and where it left it alone."""
+    diff = np.abs(protected - original).max(axis=2)
+    peak = float(diff.max())
+    gain = 1.0 / peak if peak > 0 else 1.0
+    grey = np.clip(diff * gain, 0, 1).astype(np.float32)
+    return np.repeat(grey[:, :, None], 3, axis=2), gain
+
+
 def describe_colour(offset: np.ndarray) -> str:
     if offset.size == 3:
         return f"Colour offset ({', '.join(f'{v * 255:+.1f}' for v in offset)}) /255"
     grid = round(math.sqrt(offset.size / 3))
     return (f"Colour field, {grid} x {grid} points from {offset.min() * 255:+.1f} to "
             f"{offset.max() * 255:+.1f} /255")
+
+
+def describe_measures(m: dict[str, float]) -> str:
+    """The image's perceptual measures, each with what it means (docs/perceptual.md)."""
+    parts = [f"PSNR {m['psnr']:.1f} dB", f"SSIM {m['ssim']:.3f}",
+             f"colour difference {m['delta_e']:.2f} on average"]
+    if "delta_e_p99" in m:
+        parts.append(f"{m['delta_e_p99']:.1f} at the most changed 1% of pixels")
+    if "visible_share" in m:
+        parts.append(f"{m['visible_share']:.1%} of pixels changed beyond notice")
+    return (" · ".join(parts) + ". (Colour difference: about 1 is the smallest a trained "
+            "eye sees side by side, 2-3 where people notice.)")
 
 
 class SyncedView(QGraphicsView):
@@ -105,6 +127,26 @@ class PreviewPanel(QWidget):
         self.compare.setShortcut("Space")
         self.compare.setToolTip("Before/after: show the original in the protected pane (Space)")
         self.compare.toggled.connect(self._refresh_protected)
+        self.flicker = QPushButton("Flicker")
+        self.flicker.setCheckable(True)
+        self.flicker.setShortcut("F")
+        self.flicker.setToolTip("Alternate original and protected twice a second in the "
+                                "protected pane: the quickest way to see any change (F)")
+        self._flicker_timer = QTimer(self)
+        self._flicker_timer.setInterval(500)
+        self._flicker_timer.timeout.connect(self.compare.toggle)
+        self.flicker.toggled.connect(self._set_flicker)
+        self.difference = QPushButton("Difference")
+        self.difference.setCheckable(True)
+        self.difference.setShortcut("D")
+        self.difference.setToolTip("Show where the protected image differs from the original, "
+                                   "amplified: black = unchanged (D)")
+        self.difference.toggled.connect(self._refresh_protected)
+        actual = QPushButton("100%")
+        actual.setShortcut("Ctrl+1")
+        actual.setToolTip("Show the images at their real size, one image pixel per screen "
+                          "pixel, as they will be seen (Ctrl+1)")
+        actual.clicked.connect(self.actual_size)
         zoom_in = QPushButton("Zoom in")
         zoom_in.setShortcut("Ctrl++")
         zoom_in.clicked.connect(lambda: self.zoom(1.25))
@@ -115,7 +157,7 @@ class PreviewPanel(QWidget):
         fit.setShortcut("Ctrl+0")
         fit.setToolTip("Fit the image in the panes (Ctrl+0)")
         fit.clicked.connect(self.fit)
-        for w in (self.compare, zoom_in, zoom_out, fit):
+        for w in (self.compare, self.flicker, self.difference, actual, fit, zoom_in, zoom_out):
             controls.addWidget(w)
         controls.addStretch(1)
         self.info = QLabel("Select images and press Preview to see the protection.")
@@ -143,8 +185,7 @@ class PreviewPanel(QWidget):
         after = int(np.argmax(image.prediction_after))
         self.info.setText(
             f"<b>{image.rel}</b> — class <b>{image.cls}</b>, steered toward <b>{image.target}"
-            f"</b>.  PSNR {image.psnr:.1f} dB · SSIM {image.ssim:.3f} · colour difference "
-            f"(CIEDE2000) {image.delta_e:.2f}.<br>Ensemble prediction before: "
+            f"</b>.<br>{describe_measures(image.metrics)}<br>Ensemble prediction before: "
             f"{classes[before]} ({image.prediction_before[before]:.0%}); after: "
             f"{classes[after]} ({image.prediction_after[after]:.0%}).")
         self.fit()
@@ -153,10 +194,26 @@ class PreviewPanel(QWidget):
         if self.current is None:
             return
         showing_original = self.compare.isChecked()
-        arr = self.current.original if showing_original else self.current.protected
+        if self.difference.isChecked():
+            arr, gain = difference_view(self.current.original, self.current.protected)
+            caption = f"Difference ×{gain:.0f} (black = unchanged)"
+        else:
+            arr = self.current.original if showing_original else self.current.protected
+            caption = ("Protected — showing ORIGINAL" if showing_original
+                       else "Protected (as written)")
         self.views[3].set_image(to_qimage(arr))
-        self.captions[3].setText("Protected — showing ORIGINAL" if showing_original
-                                 else "Protected (as written)")
+        self.captions[3].setText(caption)
+
+    def _set_flicker(self, on: bool) -> None:
+        if on:
+            self._flicker_timer.start()
+        else:
+            self._flicker_timer.stop()
+            self.compare.setChecked(False)
+
+    def actual_size(self) -> None:
+        for view in self.views:
+            view.resetTransform()
 
     def zoom(self, factor: float) -> None:
         for view in self.views:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import DEFENCES, PEERS, EvaluationReport
+from ..engine import DEFENCES, PEERS, EvaluationReport, plain_summary
 
 
 class VerifyPanel(QWidget):
@@ -59,10 +59,13 @@ class VerifyPanel(QWidget):
             row.addWidget(box)
         opts = QHBoxLayout()
         self.arch = QComboBox()
-        self.arch.addItems(["small", "mobilenet", "resnet18"])
-        self.arch.setToolTip("Victim architecture: small is fast on a CPU; mobilenet is not "
-                             "in the default surrogate ensemble (measures transfer); resnet18 "
-                             "is the paper's victim")
+        self.arch.addItems(["small", "mobilenet", "resnet18", "lite2", "lite2-probe"])
+        self.arch.setToolTip("The model an adversary trains: small is fast on a CPU; "
+                             "mobilenet is not in the default surrogate ensemble (measures "
+                             "transfer); resnet18 is the paper's; lite2 fine-tunes an "
+                             "ImageNet-pretrained network and lite2-probe trains a linear "
+                             "layer on its features, what a scraper of photos would do "
+                             "(slow on a CPU)")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 300)
         self.epochs.setValue(30)
@@ -81,12 +84,16 @@ class VerifyPanel(QWidget):
         plot_area = QScrollArea()
         plot_area.setWidget(self.plot)
         plot_area.setWidgetResizable(True)
+        self.result = QLabel()
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         layout = QVBoxLayout(self)
         for w in (intro, defences, peers):
             layout.addWidget(w)
         layout.addLayout(opts)
+        layout.addWidget(self.result)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
         layout.addWidget(plot_area, 2)
@@ -109,9 +116,13 @@ class VerifyPanel(QWidget):
             item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             self.table.setItem(trains.index(r["train"]), defences.index(r["defence"]), item)
         self.table.resizeColumnsToContents()
+        sentences = plain_summary(report)
         notes = " ".join(report.notes)
-        self.summary.setText(f"Clean-test accuracy (chance {report.chance:.1%}). {notes} "
-                             f"Full report: {report_dir}")
+        self.result.setText("<b>" + (sentences[0] if sentences else "No result.") + "</b>"
+                            + "".join(f"<br>{s}" for s in sentences[1:]))
+        self.summary.setText(f"The table: accuracy on new clean images (lower = better "
+                             f"protected; chance {report.chance:.1%}). {notes} Full report: "
+                             f"{report_dir}")
         png = report_dir / "report.png"
         if png.exists():
             self.plot.setPixmap(QPixmap(str(png)))

@@ -172,3 +172,16 @@ def test_lsp_gets_the_psnr_budget_of_the_dune_runs_colour_preset(tmp_path: Path)
     assert EvaluateConfig(clean_dir=tmp_path).lsp_budget() == 20.0
     assert EvaluateConfig(clean_dir=tmp_path, protect_settings=subtle,
                           lsp_psnr=25.0).lsp_budget() == 25.0
+
+
+def test_the_result_reads_as_sentences_first() -> None:
+    from dune_gui.engine import EvaluationReport, plain_summary
+
+    runs = [{"train": t, "defence": d, "arch": "small", "test_accuracy": a}
+            for t, d, a in (("clean", "none", 0.83), ("dune", "none", 0.14),
+                            ("clean", "jpeg10", 0.80), ("dune", "jpeg10", 0.21))]
+    lines = plain_summary(EvaluationReport(0.1, {}, runs))
+    assert lines[0] == ("A model trained on your protected images recognised 14% of new "
+                        "images, against 83% when trained on the originals; chance is 10%.")
+    assert lines[1] == ("If whoever trains it re-saved your images as heavily compressed "
+                        "JPEGs first: 21% (originals: 80%).")

@@ -16,11 +16,31 @@ def test_dropping_a_folder_scans_it_off_the_gui_thread(qtbot, window: MainWindow
     drop(window, src)
     wait_idle(qtbot, window)
     panel = window.folder_panel
-    assert panel.classes.topLevelItemCount() == 3
-    assert [panel.classes.topLevelItem(i).text(1) for i in range(3)] == ["4", "4", "4"]
+    assert [panel.class_filter.itemText(i) for i in range(4)] == [
+        "All classes (12)", "airplane (4)", "automobile (4)", "bird (4)"]
+    assert panel.thumbs.count() == 12
+    panel.class_filter.setCurrentIndex(2)
     assert panel.thumbs.count() == 4
     assert panel.skipped.count() == 1 and "not an image" in panel.skipped.item(0).text()
     assert window.output_edit.text().endswith("in-protected")
+
+
+def test_the_grid_decodes_thumbnails_off_the_gui_thread_as_they_are_shown(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:
+    from PySide6.QtCore import Qt
+
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=3)
+    load(qtbot, window, src)
+    grid = window.folder_panel.thumbs
+    model = grid.thumbnails
+    index = model.index(0)
+    assert model.data(index, Qt.ItemDataRole.DisplayRole) == "0000.jpg"
+    model.data(index, Qt.ItemDataRole.DecorationRole)  # asks for it: the view is drawing it
+    qtbot.waitUntil(lambda: model.data(index, Qt.ItemDataRole.UserRole) in model.cache,
+                    timeout=10_000)
+    assert model.cache[model.data(index, Qt.ItemDataRole.UserRole)].width() == 32
+    grid.selectionModel().select(index, grid.selectionModel().SelectionFlag.Select)
+    assert window.folder_panel.selected_images() == [model.shown[0]]
 
 
 def test_one_class_folder_shows_the_engines_reason(qtbot, window: MainWindow,

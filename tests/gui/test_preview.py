@@ -51,3 +51,28 @@ def test_a_colour_field_is_described_and_shown_point_by_point() -> None:
     assert swatch.shape == (5, 4, 3) and gain == pytest.approx(2.5)
     assert swatch[0, 0, 0] == pytest.approx(0.75) and swatch[2, 2, 0] == pytest.approx(0.5)
     assert swatch[4, 3, 0] == pytest.approx(1.0) and swatch[4, 3, 2] == pytest.approx(0.0)
+
+
+def test_difference_flicker_and_actual_size(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    from dune_gui.gui.preview_panel import difference_view
+
+    src = make_labeled_folder(tmp_path / "in", classes=2, per_class=2)
+    load(qtbot, window, src)
+    window.start_preview()
+    wait_idle(qtbot, window)
+    panel = window.preview_panel
+    image = panel.current
+    assert image is not None
+    info = panel.info.text()
+    assert "changed beyond notice" in info and "at the most changed" in info
+    panel.difference.setChecked(True)
+    assert panel.captions[3].text().startswith("Difference")
+    diff, gain = difference_view(image.original, image.protected)
+    assert diff.max() == pytest.approx(1.0) and gain > 1
+    panel.difference.setChecked(False)
+    panel.flicker.setChecked(True)
+    qtbot.waitUntil(lambda: panel.compare.isChecked(), timeout=2000)  # it alternates
+    panel.flicker.setChecked(False)
+    assert not panel.compare.isChecked()
+    panel.actual_size()
+    assert all(v.transform().m11() == 1.0 for v in panel.views)
