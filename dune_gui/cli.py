@@ -43,7 +43,7 @@ def _over255(text: str) -> float:
     return value / 255.0 if value >= 1.0 else value
 
 
-def _shift(text: str) -> int:
+def _int_or_auto(text: str) -> int:
     return 0 if text.strip().lower() == "auto" else int(text)
 
 
@@ -55,8 +55,8 @@ def _shown_default(s: Setting) -> str:
     value = s.default
     if s.kind == "budget":
         return f"{value * 255:g}/255"
-    if s.kind == "shift" and value == 0:
-        return "auto"
+    if s.zero_means and value == 0:
+        return s.zero_means
     if isinstance(value, tuple):
         return ",".join(value) or "none"
     return str(value)
@@ -76,8 +76,8 @@ def add_setting_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(s.cli, dest=s.name, action="append", default=None,
                                 metavar="[ARCH=]FILE", help=help_text + " (repeatable)")
         else:
-            kinds = {"int": int, "float": float, "budget": _over255, "shift": _shift,
-                     "choice": str, "names": _names, "path": Path}
+            kinds = {"int": _int_or_auto if s.zero_means else int, "float": float,
+                     "budget": _over255, "choice": str, "names": _names, "path": Path}
             extra: dict[str, Any] = {}
             if s.kind == "choice":
                 extra["choices"] = s.choices

@@ -30,7 +30,7 @@ class Setting:
 
     kind: "bool", "int", "float", "budget" (a float in 0..1 shown and typed in /255),
     "choice" (one of `choices`), "names" (a tuple of `choices`), "files" (a tuple of paths),
-    "path", "shift" (an int where 0 means "auto").
+    "path". An int with `zero_means` reads 0 as that word (e.g. auto).
     method: the setting decides the protected pixels, so it is part of the folder's
     protection profile and a run that differs on it may not extend that profile.
     """
@@ -48,6 +48,7 @@ class Setting:
     maximum: float | None = None
     legacy: Any = _NO_LEGACY  # value implied by a manifest written before the setting existed
     gui: bool = True
+    zero_means: str | None = None  # a word for 0 ("auto"), typed and shown instead of it
 
     @property
     def has_legacy(self) -> bool:
@@ -62,7 +63,7 @@ class Setting:
             if unknown:
                 return (f"unknown {self.label.lower()} {', '.join(map(str, unknown))}; choose "
                         f"from {', '.join(self.choices)}")
-        if self.kind in ("int", "float", "budget", "shift"):
+        if self.kind in ("int", "float", "budget"):
             scale, unit = (255, "/255") if self.kind == "budget" else (1, "")
             low = self.minimum if self.minimum is not None else float("-inf")
             high = self.maximum if self.maximum is not None else float("inf")
@@ -132,7 +133,7 @@ class ProtectConfig:
     label_offset: int = setting(
         0, "Label shift", "class y is steered toward class (y + s) mod K; 0 = auto (3, or 1 "
         "when 3 is a multiple of the number of classes); must not be a multiple of K",
-        "method", "shift", minimum=0, maximum=9999, cli="--offset")
+        "method", "int", minimum=0, maximum=9999, cli="--offset", zero_means="auto")
     # Optimise both branches also through a grayscale view of the images, so the protection
     # survives an adversary who trains on grayscale copies (the defence that strips the most
     # of a colour shortcut).
@@ -166,9 +167,11 @@ class ProtectConfig:
         "(never unpickled code); ONNX joins the colour search only", "ensemble", "files",
         cli="--surrogate", default_factory=tuple)
     working_size: int = setting(
-        32, "Working size", "resolution the surrogates see (32 for small images, up to 224 "
-        "for photos); larger is slower; outputs always keep their own size", "ensemble",
-        "int", minimum=8, maximum=512, cli="--working-size")
+        0, "Working size", "resolution the surrogates work at; 0 = auto: small images at "
+        "their own size, photos at 224 px on a GPU and 128 px on a CPU. Larger follows the "
+        "photo's detail more closely and costs (size / 32)^2 times the time; outputs always "
+        "keep their own size", "ensemble", "int", minimum=0, maximum=512,
+        cli="--working-size", zero_means="auto")
     # Colour branch (particle swarm) and its perceptual limits.
     psnr_min: float = setting(
         36.0, "PSNR at least", "lowest PSNR an image may have after the colour offset, dB; "
@@ -262,6 +265,8 @@ class ProtectConfig:
 
     def validate(self) -> None:
         problems = [p for s in SETTINGS if (p := s.check(getattr(self, s.name))) is not None]
+        if 0 < self.working_size < 8:
+            problems.append("working size must be 0 (auto) or at least 8 pixels")
         if self.checkpoints > self.epochs:
             problems.append("cannot keep more checkpoints than there are epochs")
         if not self.architectures and not self.surrogate_files:

@@ -100,6 +100,7 @@ def protect(
         scan, shift = list_classes(config)
         classes = scan.classes
         profile = open_profile(config, classes, run.reporter)
+        run.choose_working_size(scan, profile)
         folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile))
         skipped = folder.skipped
         check_writable(config.output_dir)
@@ -113,7 +114,7 @@ def protect(
         content = ProfileContent(
             config, str(run.device), classes, shift, folder.targets, offsets,
             [m.name for m in built.ensemble.members], built.cache_keys,
-            profile.created if profile is not None else None)
+            profile.created if profile is not None else None, run.working_size)
         writer = ManifestWriter(content, records)
         names = output_names([item.rel for item in folder.scan.items], config.format)
         count = protect_images(run, folder, built, offsets, profile, writer, names)
@@ -171,6 +172,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
     images spread over the classes."""
     run = Run.start(config, Reporter(progress, log, cancel))
     scan, shift = list_classes(config)
+    run.choose_working_size(scan, None)
     folder = read_folder(run, scan, shift, None, lambda: False)
     built = build_ensemble(run, folder, None)
     offsets = find_colour_offsets(run, folder, built, None)
@@ -191,7 +193,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         spatial_only = compose(image, delta, None)
         protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom),
                                     image), image)
-        small = resize_to_working(protected.permute(1, 2, 0), config.working_size)
+        small = resize_to_working(protected.permute(1, 2, 0), run.working_size)
         x = folder.working[item.rel].float().div(255.0).unsqueeze(0).to(run.device)
         before = built.ensemble.predict_proba(x)[0].cpu().tolist()
         after = built.ensemble.predict_proba(small.unsqueeze(0).to(run.device))[0]

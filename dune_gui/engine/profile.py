@@ -154,6 +154,7 @@ class ProfileContent:
     members: list[str]
     cache_keys: list[str]
     created: str | None = None
+    working_size: int = 32  # as used (the setting may say 0, auto)
 
 
 def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> dict[str, Any]:
@@ -170,6 +171,7 @@ def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> d
         "mode": cfg.mode,
         "classes": classes,
         "label_shift": content.label_shift,
+        "working_size": content.working_size,
         "targets": {name: classes[t] for name, t in zip(classes, content.targets, strict=True)},
         "colour_offsets": {name: [float(v) for v in content.offsets[i].tolist()]
                            for i, name in enumerate(classes)},

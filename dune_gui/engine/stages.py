@@ -31,6 +31,7 @@ from .data import (
     decode_full,
     decode_working,
     file_digest,
+    natural_size,
     scan_folder,
 )
 from .export import compose, export_image
@@ -51,6 +52,8 @@ from .surrogates import (
 )
 from .training import checkpoint_epochs
 
+# Images whose short side is at most this are worked at their own size (CIFAR-like sets).
+SMALL_IMAGE_SIDE = 64
 # Share of the colour search's cross-entropy scored on the grayscale view with `grey_robust`.
 GREY_VIEW_WEIGHT = 0.5
 
@@ -72,12 +75,31 @@ class Run:
     reporter: Reporter
     device: torch.device
     cache_dir: Path
+    working_size: int = 32  # the resolution the surrogates work at (auto resolved)
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def start(cls, config: ProtectConfig, reporter: Reporter) -> Run:
         return cls(config, reporter, resolve_device(config.device),
-                   config.cache_dir or default_cache_dir())
+                   config.cache_dir or default_cache_dir(), config.working_size)
+
+    def choose_working_size(self, scan: FolderScan, profile: Profile | None) -> int:
+        """`working_size`, or with 0 (auto): the size a profile being extended was worked
+        at; else small images at their own size and photos at the size victims train at
+        (224 on a GPU; 128 on a CPU, to keep a photo folder's run to hours, not days)."""
+        if self.config.working_size:
+            self.working_size = self.config.working_size
+        elif profile is not None and profile.manifest.get("working_size"):
+            self.working_size = int(profile.manifest["working_size"])
+        else:
+            side = natural_size([item.path for item in scan.items], self.config.max_pixels)
+            if side <= SMALL_IMAGE_SIDE:
+                self.working_size = max(8, side)
+            else:
+                self.working_size = 224 if self.device.type == "cuda" else 128
+            self.reporter.info(f"working size {self.working_size} px (images about {side} px "
+                               "on their short side)")
+        return self.working_size
 
 
 # ---- scan ----------------------------------------------------------------------------
@@ -168,7 +190,7 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
         rep.check_cancel()
         if item.rel in digests:
             try:
-                working[item.rel] = decode_working(item.path, cfg.working_size, cfg.max_pixels)
+                working[item.rel] = decode_working(item.path, run.working_size, cfg.max_pixels)
             except ImageError as exc:
                 skipped.append(SkippedFile(item.rel, str(exc)))
                 del digests[item.rel]
@@ -205,13 +227,13 @@ class BuiltEnsemble:
     cache_keys: list[str]  # one per trained architecture: where its checkpoints are cached
 
 
-def surrogate_keys(config: ProtectConfig, folder: FolderData, profile: Profile | None
-                   ) -> list[str]:
+def surrogate_keys(run: Run, folder: FolderData, profile: Profile | None) -> list[str]:
+    config = run.config
     if profile is not None and profile.cache_keys:
         return profile.cache_keys
     keep = checkpoint_epochs(config.epochs, config.checkpoints)
     fingerprint = folder.fingerprint()
-    return [cache_key(fingerprint, arch, len(folder.classes), config.working_size,
+    return [cache_key(fingerprint, arch, len(folder.classes), run.working_size,
                       config.epochs, keep, config.seed, config.train_batch_size,
                       config.learning_rate) for arch in config.architectures]
 
@@ -233,7 +255,7 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
     start = time.monotonic()
     k = len(folder.classes)
     keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)
-    keys = surrogate_keys(cfg, folder, profile)
+    keys = surrogate_keys(run, folder, profile)
     complete = len(folder.working) == len(folder.scan.items)
     images = labels = None
     if complete:  # else everything needed is cached (an incremental run)
@@ -245,14 +267,14 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
     members: list[SurrogateMember] = []
     for i, (arch, key) in enumerate(zip(cfg.architectures, keys, strict=True)):
         ckpts = obtain_checkpoints(
-            arch, images, labels, key, run.cache_dir, k, cfg.working_size, cfg.epochs, keep,
+            arch, images, labels, key, run.cache_dir, k, run.working_size, cfg.epochs, keep,
             cfg.seed + 1000 * i, cfg.train_batch_size, cfg.learning_rate, run.device, rep,
             i * per_arch, total)
         members += members_from_checkpoints(arch, {e: ckpts[e] for e in keep}, k,
-                                            cfg.working_size, run.device)
+                                            run.working_size, run.device)
     rep.stage("surrogates", total, total, "ensemble ready")
     for spec in cfg.surrogate_files:
-        member = load_surrogate_file(spec, k, cfg.working_size, run.device)
+        member = load_surrogate_file(spec, k, run.working_size, run.device)
         if not member.differentiable:
             rep.info(f"{member.name}: ONNX surrogate joins the colour search only (the "
                      "spatial branch needs gradients)")
@@ -321,7 +343,7 @@ def colour_cache_path(run: Run, folder: FolderData, built: BuiltEnsemble) -> Pat
         "data": folder.fingerprint(), "colour": vars(cfg.colour), "seed": cfg.seed,
         "offset": folder.label_shift, "particles": cfg.particles,
         "iterations": cfg.iterations, "sample": cfg.colour_sample, "bound": cfg.colour_bound,
-        "init": cfg.colour_init, "penalty": cfg.penalty_weight, "size": cfg.working_size,
+        "init": cfg.colour_init, "penalty": cfg.penalty_weight, "size": run.working_size,
         # the grid joins the key only when it is not the spec's single offset, so the
         # offsets cached before the option existed are still found
         "grey": cfg.grey_robust, **({"grid": cfg.colour_grid} if cfg.colour_grid > 1
@@ -434,7 +456,7 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
 
 def _decodable(run: Run, folder: FolderData, item: ImageItem, writer: ManifestWriter) -> bool:
     try:
-        folder.working_copy(item, run.config.max_pixels, run.config.working_size)
+        folder.working_copy(item, run.config.max_pixels, run.working_size)
         return True
     except ImageError as exc:
         writer.add(ImageRecord(item.rel, None, folder.class_of(item.rel), "skipped",

@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
         self.folder_panel = FolderPanel()
         self.preview_panel = PreviewPanel()
         self.preview_list = QListWidget()
-        self.preview_list.setMaximumHeight(90)
+        self.preview_list.setMaximumHeight(44)
         self.preview_list.setFlow(QListWidget.Flow.LeftToRight)
         self.preview_list.setToolTip("Previewed images: click one to show it")
         self.preview_list.currentRowChanged.connect(self._show_preview)

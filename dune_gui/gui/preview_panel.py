@@ -114,8 +114,9 @@ class PreviewPanel(QWidget):
         grid = QGridLayout()
         for i, (view, caption) in enumerate(zip(self.views, self.captions, strict=True)):
             caption.setWordWrap(True)
-            grid.addWidget(caption, 0, i)
-            grid.addWidget(view, 1, i)
+            # two by two: each pane gets half the width, not a quarter (photos are wide)
+            grid.addWidget(caption, (i // 2) * 2, i % 2)
+            grid.addWidget(view, (i // 2) * 2 + 1, i % 2)
             view.zoomed.connect(self.zoom)
             view.horizontalScrollBar().valueChanged.connect(self._sync_scroll)
             view.verticalScrollBar().valueChanged.connect(self._sync_scroll)

@@ -102,11 +102,11 @@ def make_widget(s: Setting, choice_tips: dict[str, str]) -> QWidget:
     elif s.kind == "path":
         widget = QLineEdit()
         widget.setPlaceholderText("default")
-    elif s.kind in ("int", "shift"):
+    elif s.kind == "int":
         widget = QSpinBox()
         widget.setRange(int(s.minimum or 0), int(min(s.maximum or INT_LIMIT, INT_LIMIT)))
-        if s.kind == "shift":
-            widget.setSpecialValueText("auto")
+        if s.zero_means:
+            widget.setSpecialValueText(s.zero_means)
     else:  # float, budget (shown in /255)
         widget = QDoubleSpinBox()
         scale = 255 if s.kind == "budget" else 1
