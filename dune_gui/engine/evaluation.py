@@ -28,7 +28,7 @@ from .data import (
 )
 from .defences import DEFENCES, Defence, adversarial_examples
 from .export import write_json_atomic
-from .metrics import delta_e2000, psnr, ssim
+from .metrics import delta_e2000, delta_e2000_p99, psnr, ssim, visible_share
 from .models import PRETRAINED_ARCHS, build_model
 from .peers import apply_lsp, apply_ops
 from .pipeline import protect
@@ -301,7 +301,9 @@ def distortion_against(clean: LabeledTensors, protected: LabeledTensors) -> dict
     x = clean.images[torch.tensor([a for a, _ in pairs])].float() / 255
     y = protected.images[torch.tensor([b for _, b in pairs])].float() / 255
     return {"psnr": round(float(psnr(x, y).mean()), 2), "ssim": round(float(ssim(x, y).mean()), 3),
-            "delta_e": round(float(delta_e2000(x, y).mean()), 2)}
+            "delta_e": round(float(delta_e2000(x, y).mean()), 2),
+            "delta_e_p99": round(float(delta_e2000_p99(x, y).mean()), 2),
+            "visible_share": round(float(visible_share(x, y).mean()), 4)}
 
 
 def peer_generator(seed: int) -> torch.Generator:
@@ -374,7 +376,10 @@ def markdown_table(report: EvaluationReport) -> str:
         lines += ["", "Distortion of each training set against its clean images (mean, at "
                   "the working size):", ""]
         lines += [f"- {name}: PSNR {d['psnr']:.2f} dB, SSIM {d['ssim']:.3f}, CIEDE2000 "
-                  f"{d['delta_e']:.2f}" for name, d in distortion.items() if d]
+                  f"{d['delta_e']:.2f}" + (f" (99th percentile {d['delta_e_p99']:.2f}, "
+                                          f"{d['visible_share']:.1%} of pixels beyond notice)"
+                                          if "delta_e_p99" in d else "")
+                  for name, d in distortion.items() if d]
     for arch in archs:
         lines += ["", f"## Victim `{arch}`", "",
                   "| train set | " + " | ".join(defences) + " | mean |",
