@@ -19,6 +19,7 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -323,6 +324,7 @@ class MainWindow(QMainWindow):
         self._append_log("info", text)
         self.statusBar().showMessage(text)
         self._update_buttons()
+        self.notify_finished()
 
     def start_verify(self) -> None:
         if self._busy():
@@ -351,6 +353,12 @@ class MainWindow(QMainWindow):
 
     def _verify_done(self, report: EvaluationReport, report_dir: Path) -> None:
         self.verify_panel.show_report(report, report_dir)
+        self.notify_finished()
+
+    def notify_finished(self) -> None:
+        """A long run ends while the user is elsewhere: flash the window in the taskbar
+        (the desktop's own attention signal; nothing if the window is in front)."""
+        QApplication.alert(self)
 
     def _run(self, kind: str, fn: Any, on_success: Any) -> None:
         self.task = EngineTask(fn, self)
