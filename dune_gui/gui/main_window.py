@@ -201,7 +201,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Save settings…", QKeySequence.StandardKey.Save,
                      self.save_settings_file)
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        # Ctrl+Q spelled out: the platform's standard Quit key is empty on some desktops
+        self._action(file_menu, "&Quit", "Ctrl+Q", self.close)
         run_menu = self.menuBar().addMenu("&Run")
         self._action(run_menu, "&Preview", "Ctrl+P", self.start_preview)
         self._action(run_menu, "Protect && &export", "Ctrl+E", self.start_protect)
