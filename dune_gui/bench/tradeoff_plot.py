@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from dune_gui.engine.plots import plot_tradeoff
 
 
 def main() -> None:
@@ -29,46 +29,7 @@ def main() -> None:
         name, values = spec.split("=", 1)
         psnr, acc = (float(v) for v in values.split(":"))
         points.append((name, psnr, acc))
-    width, height, left, right, top, bottom = 760, 460, 70, 30, 40, 60
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    x_lo, x_hi = 16.0, 40.0
-    y_hi = max(60.0, args.clean or 0.0)
-
-    def at(psnr: float, acc: float) -> tuple[float, float]:
-        x = left + (psnr - x_lo) / (x_hi - x_lo) * (width - left - right)
-        y = height - bottom - acc / y_hi * (height - top - bottom)
-        return x, y
-
-    draw.rectangle([left, top, width - right, height - bottom], outline="black")
-    for psnr in range(int(x_lo), int(x_hi) + 1, 4):
-        x, _ = at(psnr, 0)
-        draw.line([(x, height - bottom), (x, height - bottom + 4)], fill="black")
-        draw.text((x - 8, height - bottom + 8), f"{psnr}", fill="black", font=font)
-    for acc in range(0, int(y_hi) + 1, 10):
-        _, y = at(x_lo, acc)
-        draw.line([(left - 4, y), (left, y)], fill="black")
-        draw.text((left - 30, y - 6), f"{acc}%", fill="black", font=font)
-    for level, label, colour in ((args.chance, "chance", (120, 120, 120)),
-                                 (args.clean, "trained on originals", (200, 60, 60))):
-        if level is not None:
-            _, y = at(x_lo, level)
-            draw.line([(left, y), (width - right, y)], fill=colour, width=1)
-            draw.text((left + 6, y - 14), label, fill=colour, font=font)
-    x32, _ = at(32, 0)
-    draw.line([(x32, top), (x32, height - bottom)], fill=(60, 140, 60))
-    draw.text((x32 + 4, top + 4), "32 dB: invisible target", fill=(60, 140, 60), font=font)
-    for name, psnr, acc in points:
-        x, y = at(psnr, acc)
-        draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(40, 80, 200))
-        draw.text((x + 8, y - 6), f"{name} ({psnr:.1f} dB, {acc:.1f}%)", fill="black",
-                  font=font)
-    draw.text((left, 12), args.title, fill="black", font=font)
-    draw.text((left + 200, height - 24), "PSNR of the protected images, dB (right = less "
-              "visible)", fill="black", font=font)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(args.out)
+    plot_tradeoff(points, args.out, args.chance, args.clean, args.title)
 
 
 if __name__ == "__main__":

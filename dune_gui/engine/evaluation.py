@@ -32,6 +32,7 @@ from .metrics import delta_e2000, delta_e2000_p99, psnr, ssim, visible_share
 from .models import PRETRAINED_ARCHS, build_model
 from .peers import apply_lsp, apply_ops
 from .pipeline import protect
+from .plots import plot_tradeoff
 from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Reporter
 from .stages import resolve_device
 from .training import centre_crop, random_crop_flip, random_resized_crop_flip, train_classifier
@@ -360,6 +361,24 @@ def write_report(report: EvaluationReport, folder: Path) -> None:
     write_json_atomic(report.to_json(), folder / "report.json")
     (folder / "report.md").write_text(markdown_table(report), encoding="utf-8")
     plot_report(report, folder / "report.png")
+    points = tradeoff_points(report)
+    if points:
+        clean = next((100 * r["test_accuracy"] for r in report.runs
+                      if r["train"] == "clean" and r["defence"] == "none"), None)
+        plot_tradeoff(points, folder / "tradeoff.png", 100 * report.chance, clean,
+                      "No defence: accuracy on new images vs how much each set changed")
+
+
+def tradeoff_points(report: EvaluationReport) -> list[tuple[str, float, float]]:
+    """(set, PSNR, accuracy %) with no defence for every set whose distortion is known."""
+    distortion = report.settings.get("distortion") or {}
+    points = []
+    for name, d in distortion.items():
+        accuracy = next((r["test_accuracy"] for r in report.runs
+                         if r["train"] == name and r["defence"] == "none"), None)
+        if d and accuracy is not None:
+            points.append((name, float(d["psnr"]), 100 * float(accuracy)))
+    return points
 
 
 def markdown_table(report: EvaluationReport) -> str:

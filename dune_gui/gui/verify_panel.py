@@ -81,8 +81,15 @@ class VerifyPanel(QWidget):
         self.table = QTableWidget()
         self.plot = QLabel()
         self.plot.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.tradeoff = QLabel()  # accuracy against distortion, when the report knows it
+        self.tradeoff.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.tradeoff.setVisible(False)
+        plots = QWidget()
+        plots_layout = QVBoxLayout(plots)
+        plots_layout.addWidget(self.plot)
+        plots_layout.addWidget(self.tradeoff)
         plot_area = QScrollArea()
-        plot_area.setWidget(self.plot)
+        plot_area.setWidget(plots)
         plot_area.setWidgetResizable(True)
         self.result = QLabel()
         self.result.setWordWrap(True)
@@ -126,3 +133,7 @@ class VerifyPanel(QWidget):
         png = report_dir / "report.png"
         if png.exists():
             self.plot.setPixmap(QPixmap(str(png)))
+        tradeoff = report_dir / "tradeoff.png"
+        self.tradeoff.setVisible(tradeoff.exists())
+        if tradeoff.exists():
+            self.tradeoff.setPixmap(QPixmap(str(tradeoff)))

@@ -39,6 +39,7 @@ def test_verify_trains_victims_and_shows_one_progress_count(qtbot, window: MainW
     assert panel.table.verticalHeaderItem(1).text() == "dune"
     assert panel.table.item(0, 0).text().endswith("%")
     assert not panel.plot.pixmap().isNull()
+    assert not panel.tradeoff.pixmap().isNull()  # accuracy against distortion
     sentence = panel.result.text()  # the result in words, before the table
     assert "trained on your protected images recognised" in sentence
     assert "when trained on the originals; chance is 33%" in sentence
