@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from dune_gui.bench.engine_speed import DEFAULT_DATA, subset
-from dune_gui.engine import LogEvent, ProtectConfig, protect
+from dune_gui.engine import PRESETS, LogEvent, ProtectConfig, protect
 from dune_gui.engine.defences import DEFENCES
 from dune_gui.engine.evaluation import EvaluateConfig, evaluate, markdown_table
 
@@ -63,9 +63,12 @@ def main() -> None:
     if not train.exists():
         subset(args.data / "train", train, args.per_class)
     step_size = args.eps / 4 if args.step_size is None else args.step_size
-    settings = dict(eps=args.eps / 255, steps=args.steps, step_size=step_size / 255,
-                    colour_grid=args.colour_grid, device=args.device,
-                    cache_dir=args.out / "cache")
+    # the paper's colour limits and plain L-inf ball (the Standard level), as in runs 1-6,
+    # whatever the app's default level is now
+    settings = {**PRESETS["standard"].values,
+                **dict(eps=args.eps / 255, steps=args.steps, step_size=step_size / 255,
+                       colour_grid=args.colour_grid, device=args.device,
+                       cache_dir=args.out / "cache")}
     protected = args.out / "dune"
     t0 = time.monotonic()
     dune_config = ProtectConfig(input_dir=train, output_dir=protected, **settings)
