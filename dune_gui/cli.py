@@ -62,6 +62,18 @@ def _shown_default(s: Setting) -> str:
     return str(value)
 
 
+def options_table() -> str:
+    """The Markdown table of every option of the settings table (docs/cli.md holds it;
+    a test keeps the two equal): `python -c "from dune_gui.cli import options_table as t;
+    print(t())"`."""
+    rows = ["| option | default | what it does |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        if s.cli:
+            flag = s.cli if s.kind != "bool" else f"{s.cli} / --no-{s.cli[2:]}"
+            rows.append(f"| `{flag}` | `{_shown_default(s)}` | {s.help} |")
+    return "\n".join(rows)
+
+
 def add_setting_options(parser: argparse.ArgumentParser) -> None:
     """One option per row of the settings table that has a flag; every default is None, so
     only what the user typed overrides a --config file."""

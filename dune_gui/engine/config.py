@@ -292,16 +292,7 @@ class ProtectConfig:
         return len(self.architectures) * self.checkpoints + len(self.surrogate_files)
 
     def label_shift(self, num_classes: int) -> int:
-        """The shift s actually used for K classes: `label_offset`, or with 0 (auto) 3
-        unless 3 is a multiple of K, then 1. Raises ValueError for an explicit s that is a
-        multiple of K (every image would keep its own label)."""
-        if self.label_offset == 0:
-            return PREFERRED_LABEL_SHIFT if PREFERRED_LABEL_SHIFT % num_classes else 1
-        if self.label_offset % num_classes == 0:
-            raise ValueError(f"label shift {self.label_offset} is a multiple of the number of "
-                             f"classes ({num_classes}): every image would keep its own label; "
-                             "use 0 (auto) or another shift")
-        return self.label_offset
+        return resolve_label_shift(self.label_offset, num_classes)
 
     # ---- plain data -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -360,6 +351,19 @@ SETTINGS: tuple[Setting, ...] = tuple(
     for f in dataclasses.fields(ProtectConfig) if "setting" in f.metadata)
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
+
+
+def resolve_label_shift(offset: int, num_classes: int) -> int:
+    """The shift s actually used for K classes: `offset`, or with 0 (auto) 3 unless 3 is a
+    multiple of K, then 1. Raises ValueError for an explicit s that is a multiple of K
+    (every image would keep its own label)."""
+    if offset == 0:
+        return PREFERRED_LABEL_SHIFT if PREFERRED_LABEL_SHIFT % num_classes else 1
+    if offset % num_classes == 0:
+        raise ValueError(f"label shift {offset} is a multiple of the number of classes "
+                         f"({num_classes}): every image would keep its own label; use 0 "
+                         "(auto) or another shift")
+    return offset
 
 
 def migrate_settings(data: dict[str, Any], notes: list[str] | None = None) -> dict[str, Any]:

@@ -294,6 +294,22 @@ def decode_square_crop(path: Path, size: int, max_pixels: int) -> torch.Tensor:
     return (square * 255.0).round_().to(torch.uint8)
 
 
+# Images whose short side is at most this are small (CIFAR-like): worked and trained at their
+# own size. Larger ones are photos, worked and trained at PHOTO_SIZE_GPU / _CPU.
+SMALL_IMAGE_SIDE = 64
+PHOTO_SIZE_GPU = 224  # what ImageNet-style pipelines train at
+PHOTO_SIZE_CPU = 128  # keeps a photo folder's run on a CPU to hours, not days
+
+
+def photo_resolution(paths: list[Path], max_pixels: int, on_gpu: bool) -> tuple[int, int]:
+    """(the folder's typical short side, the resolution to work photos at, or 0 for a
+    folder of small images)."""
+    side = natural_size(paths, max_pixels)
+    if side <= SMALL_IMAGE_SIDE:
+        return side, 0
+    return side, PHOTO_SIZE_GPU if on_gpu else PHOTO_SIZE_CPU
+
+
 def natural_size(paths: list[Path], max_pixels: int, sample: int = 32) -> int:
     """Median short side of a sample of images (headers only)."""
     sides = []

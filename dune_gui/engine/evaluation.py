@@ -19,11 +19,12 @@ import torch
 
 from .config import COLOUR_PRESETS, DEFAULTS, ProtectConfig, migrate_settings
 from .data import (
+    SMALL_IMAGE_SIDE,
     FolderError,
     ImageError,
     decode_square_crop,
     decode_working,
-    natural_size,
+    photo_resolution,
     scan_folder,
 )
 from .defences import DEFENCES, Defence, adversarial_examples
@@ -37,9 +38,6 @@ from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Rep
 from .stages import resolve_device
 from .training import centre_crop, random_crop_flip, random_resized_crop_flip, train_classifier
 
-# Images whose short side is at most this are trained at their own size, CIFAR-style
-# (pad-and-crop + flip); larger ones are photos, trained ImageNet-style.
-SMALL_IMAGE_SIDE = 64
 # Photos are stored with this margin around the victim's crop (256 for 224, as ImageNet
 # pipelines resize the short side before cropping).
 PHOTO_MARGIN = 8 / 7
@@ -319,10 +317,8 @@ def victim_resolution(config: EvaluateConfig, device: torch.device) -> int:
     if config.victim_size:
         return 0 if config.victim_size <= SMALL_IMAGE_SIDE else config.victim_size
     scan = scan_folder(config.clean_dir)
-    side = natural_size([item.path for item in scan.items], config.max_pixels)
-    if side <= SMALL_IMAGE_SIDE:
-        return 0
-    return 224 if device.type == "cuda" else 128
+    return photo_resolution([item.path for item in scan.items], config.max_pixels,
+                            device.type == "cuda")[1]
 
 
 def _ablation(config: EvaluateConfig, mode: str, clean_train: LabeledTensors,

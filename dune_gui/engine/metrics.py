@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .views import LUMA
+
 PSNR_IDENTICAL = 100.0  # reported when two images are bit-identical (MSE = 0)
 
 
@@ -132,7 +134,7 @@ def jnd_map(rgb: torch.Tensor, radius: int = 2) -> torch.Tensor:
     on bright backgrounds than at mid-grey; plus texture masking: a change hides in local
     contrast (the local standard deviation of luma), and shows on flat sky, skin or backdrop.
     """
-    luma = (rgb * torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device)
+    luma = (rgb * torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device)
             .view(1, 3, 1, 1)).sum(1, keepdim=True) * 255
     background = _box_mean(luma, radius)
     dark = 17 * (1 - torch.sqrt(background.clamp(0, 127) / 127)) + 3
@@ -142,7 +144,6 @@ def jnd_map(rgb: torch.Tensor, radius: int = 2) -> torch.Tensor:
     return (luminance + TEXTURE_MASKING * local_std) / 255
 
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 # share of the local contrast (std of luma) that a change can hide in; at 0.5 a change of
 # half a texture's spread still reads as texture
 TEXTURE_MASKING = 0.5
@@ -152,6 +153,6 @@ def visible_share(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Share of pixels whose luminance change exceeds the just-noticeable change of the
     original at that place (jnd_map): ~0 means the change hides in the picture's own
     texture and brightness; a few percent concentrated on flat areas is a visible blotch."""
-    weights = torch.tensor(LUMA_WEIGHTS, dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
+    weights = torch.tensor(LUMA, dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
     change = ((b - a) * weights).sum(1, keepdim=True).abs()
     return (change > jnd_map(a)).float().flatten(1).mean(1)

@@ -174,7 +174,10 @@ def _pretrained(name: str, frozen: bool = False) -> Callable[..., nn.Module]:
     def build(k: int, r: int, generator: torch.Generator | None = None) -> nn.Module:
         from .pretrained import PretrainedClassifier
 
-        return PretrainedClassifier(name, k, generator, frozen)
+        # without a generator a state dict follows (a cached checkpoint): the architecture
+        # alone, no second read of the ImageNet weights
+        return PretrainedClassifier(name, k, generator, frozen,
+                                    imagenet_weights=generator is not None)
     return build
 
 

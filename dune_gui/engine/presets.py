@@ -29,6 +29,9 @@ def _same(a: Any, b: Any) -> bool:
 # and for a change below notice (a few /255): the swarm must start where the answer is.
 WIDE_COLOUR = {"colour_bound": 0.25, "colour_init": 0.1}
 NARROW_COLOUR = {"colour_bound": 0.05, "colour_init": 0.02}
+# The paper's method: a plain L-inf ball, its colour limits, a plain (clipped) shift.
+PAPER = {"jnd_budget": 0.0, "steps": 30, "psnr_min": 20.0, "ssim_min": 0.8,
+         "delta_e_max": 20.0, "colour_headroom": False, **WIDE_COLOUR}
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("invisible", "Invisible",
@@ -42,15 +45,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "The published method's limits: grain on flat areas and a colour cast you can "
            "see next to the original. Stronger protection against models trained from "
            "scratch.",
-           {"eps": 8 / 255, "jnd_budget": 0.0, "steps": 30, "step_size": 0.5 / 255,
-            "psnr_min": 20.0, "ssim_min": 0.8, "delta_e_max": 20.0, "colour_grid": 1,
-            "colour_headroom": False, **WIDE_COLOUR}),
+           {**PAPER, "eps": 8 / 255, "step_size": 0.5 / 255, "colour_grid": 1}),
     Preset("strong", "Strong",
            "Visible grain and a colour grade that varies across the picture. The strongest "
            "protection, also against JPEG, blur and grayscale training.",
-           {"eps": 16 / 255, "jnd_budget": 0.0, "steps": 30, "step_size": 1 / 255,
-            "psnr_min": 20.0, "ssim_min": 0.8, "delta_e_max": 20.0, "colour_grid": 2,
-            "colour_headroom": False, **WIDE_COLOUR}),
+           {**PAPER, "eps": 16 / 255, "step_size": 1 / 255, "colour_grid": 2}),
 )}
 DEFAULT_PRESET = "invisible"
 

@@ -50,7 +50,7 @@ class PretrainedClassifier(nn.Module):
     head trains and the backbone stays in eval mode: a linear probe."""
 
     def __init__(self, name: str, num_classes: int, generator: torch.Generator | None = None,
-                 frozen: bool = False) -> None:
+                 frozen: bool = False, imagenet_weights: bool = True) -> None:
         super().__init__()
         try:
             from efficientnet_lite_pytorch import EfficientNet
@@ -59,11 +59,13 @@ class PretrainedClassifier(nn.Module):
                                  "efficientnet-lite-pytorch (pip install it)") from exc
         arch = PRETRAINED[name][0]
         self.net = EfficientNet.from_name(arch, num_classes=num_classes)
-        state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
-        state = {k: v.float() for k, v in state.items() if not k.startswith("_fc.")}
-        missing = self.net.load_state_dict(state, strict=False).missing_keys
-        if set(missing) != {"_fc.weight", "_fc.bias"}:
-            raise SurrogateError(f"{arch} weights do not fit the architecture ({missing[:3]})")
+        if imagenet_weights:  # skipped when a fine-tuned checkpoint replaces them anyway
+            state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
+            state = {k: v.float() for k, v in state.items() if not k.startswith("_fc.")}
+            missing = self.net.load_state_dict(state, strict=False).missing_keys
+            if set(missing) != {"_fc.weight", "_fc.bias"}:
+                raise SurrogateError(f"{arch} weights do not fit the architecture "
+                                     f"({missing[:3]})")
         head = self.net._fc
         bound = 1.0 / head.in_features ** 0.5
         with torch.no_grad():

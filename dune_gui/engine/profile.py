@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from .config import ProtectConfig, with_legacy_values
+from .config import ProtectConfig, resolve_label_shift, with_legacy_values
 from .export import append_journal_line, read_journal, write_json_atomic
 from .progress import Reporter
 
@@ -97,9 +97,8 @@ def comparable_method(method: dict[str, Any], num_classes: int) -> dict[str, Any
     with an explicit 3 agrees with a run at auto that also uses 3."""
     out = dict(method)
     if "label_offset" in out:
-        probe = ProtectConfig.from_dict({"label_offset": out["label_offset"]})
         with contextlib.suppress(ValueError):  # an invalid shift stays as written: it differs
-            out["label_offset"] = probe.label_shift(num_classes)
+            out["label_offset"] = resolve_label_shift(int(out["label_offset"]), num_classes)
     return out
 
 

@@ -31,10 +31,10 @@ from .data import (
     decode_full,
     decode_working,
     file_digest,
-    natural_size,
+    photo_resolution,
     scan_folder,
 )
-from .export import compose, export_image
+from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
 from .profile import ImageRecord, ManifestWriter, Profile
 from .progress import Reporter
@@ -52,8 +52,6 @@ from .surrogates import (
 )
 from .training import checkpoint_epochs
 
-# Images whose short side is at most this are worked at their own size (CIFAR-like sets).
-SMALL_IMAGE_SIDE = 64
 # Share of the colour search's cross-entropy scored on the grayscale view with `grey_robust`.
 GREY_VIEW_WEIGHT = 0.5
 
@@ -92,11 +90,9 @@ class Run:
         elif profile is not None and profile.manifest.get("working_size"):
             self.working_size = int(profile.manifest["working_size"])
         else:
-            side = natural_size([item.path for item in scan.items], self.config.max_pixels)
-            if side <= SMALL_IMAGE_SIDE:
-                self.working_size = max(8, side)
-            else:
-                self.working_size = 224 if self.device.type == "cuda" else 128
+            side, photos = photo_resolution([item.path for item in scan.items],
+                                            self.config.max_pixels, self.device.type == "cuda")
+            self.working_size = photos or max(8, side)
             self.reporter.info(f"working size {self.working_size} px (images about {side} px "
                                "on their short side)")
         return self.working_size
@@ -326,8 +322,6 @@ def find_colour_offsets(run: Run, folder: FolderData, built: BuiltEnsemble,
         offsets[label] = result.best
         rep.info(f"colour offset for {name}: {describe_offset(result.best)}")
     run.timings["colour"] = time.monotonic() - start
-    from .export import write_json_atomic
-
     write_json_atomic({name: offsets[i].tolist() for i, name in enumerate(folder.classes)},
                       cache_path)
     return offsets

@@ -78,6 +78,15 @@ def describe_measures(m: dict[str, float]) -> str:
             "eye sees side by side, 2-3 where people notice.)")
 
 
+def _toggle(text: str, shortcut: str, tip: str, on_toggled) -> QPushButton:
+    button = QPushButton(text)
+    button.setCheckable(True)
+    button.setShortcut(shortcut)
+    button.setToolTip(f"{tip} ({shortcut})")
+    button.toggled.connect(on_toggled)
+    return button
+
+
 class SyncedView(QGraphicsView):
     zoomed = Signal(float)
 
@@ -123,26 +132,17 @@ class PreviewPanel(QWidget):
         self.views[1].setToolTip("Mid-grey = unchanged; black/white = the full budget (eps)")
         self.views[2].setToolTip("The class's colour offset, amplified so it is visible")
         controls = QHBoxLayout()
-        self.compare = QPushButton("Show original")
-        self.compare.setCheckable(True)
-        self.compare.setShortcut("Space")
-        self.compare.setToolTip("Before/after: show the original in the protected pane (Space)")
-        self.compare.toggled.connect(self._refresh_protected)
-        self.flicker = QPushButton("Flicker")
-        self.flicker.setCheckable(True)
-        self.flicker.setShortcut("F")
-        self.flicker.setToolTip("Alternate original and protected twice a second in the "
-                                "protected pane: the quickest way to see any change (F)")
+        self.compare = _toggle("Show original", "Space", "Before/after: show the original in "
+                               "the protected pane", self._refresh_protected)
+        self.flicker = _toggle("Flicker", "F", "Alternate original and protected twice a "
+                               "second in the protected pane: the quickest way to see any "
+                               "change", self._set_flicker)
         self._flicker_timer = QTimer(self)
         self._flicker_timer.setInterval(500)
         self._flicker_timer.timeout.connect(self.compare.toggle)
-        self.flicker.toggled.connect(self._set_flicker)
-        self.difference = QPushButton("Difference")
-        self.difference.setCheckable(True)
-        self.difference.setShortcut("D")
-        self.difference.setToolTip("Show where the protected image differs from the original, "
-                                   "amplified: black = unchanged (D)")
-        self.difference.toggled.connect(self._refresh_protected)
+        self.difference = _toggle("Difference", "D", "Show where the protected image differs "
+                                  "from the original, amplified: black = unchanged",
+                                  self._refresh_protected)
         actual = QPushButton("100%")
         actual.setShortcut("Ctrl+1")
         actual.setToolTip("Show the images at their real size, one image pixel per screen "

@@ -79,6 +79,9 @@ def test_settings_files_round_trip_and_old_shapes_migrate(tmp_path: Path) -> Non
 
 
 def test_the_cli_reference_lists_every_option_of_the_table() -> None:
+    from dune_gui.cli import options_table
+
     doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     missing = [s.cli for s in SETTINGS if s.cli and f"`{s.cli}" not in doc]
     assert not missing, f"docs/cli.md lacks {missing}"
+    assert options_table() in doc, "docs/cli.md's option table is stale: regenerate it"

@@ -15,7 +15,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from dune_gui.gui.main_window import MainWindow
-from tests.conftest import tiny_settings
+from tests.conftest import make_labeled_folder, tiny_settings
 
 TIMEOUT = 180_000
 
@@ -56,3 +56,16 @@ def wait_idle(qtbot, window: MainWindow) -> None:
 def load(qtbot, window: MainWindow, folder: Path) -> None:
     window.load_folder(folder)
     wait_idle(qtbot, window)
+
+
+def start_protect(qtbot, window: MainWindow, tmp_path: Path, classes: int = 3,
+                  per_class: int = 4) -> Path:
+    """Load a tiny real folder, choose an output folder and press Protect; returns the
+    output folder (the run is in progress)."""
+    load(qtbot, window, make_labeled_folder(tmp_path / "in", classes=classes,
+                                            per_class=per_class))
+    out = tmp_path / "out"
+    window.output_edit.setText(str(out))
+    window.start_protect()
+    assert window.task is not None
+    return out

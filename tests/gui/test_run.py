@@ -9,17 +9,13 @@ from pathlib import Path
 from dune_gui.gui.main_window import MainWindow
 from dune_gui.gui.tasks import EngineTask
 from tests.conftest import make_labeled_folder
-from tests.gui.conftest import load, wait_idle
+from tests.gui.conftest import load, start_protect, wait_idle
 
 
 def test_full_run_through_the_worker_writes_the_protected_copy(qtbot, window: MainWindow,
                                                                tmp_path: Path) -> None:
-    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
-    load(qtbot, window, src)
-    out = tmp_path / "out"
-    window.output_edit.setText(str(out))
+    out = start_protect(qtbot, window, tmp_path)
     stages: list[str] = []
-    window.start_protect()
     assert window.task is not None
     window.task.progress.connect(lambda stage, *rest: stages.append(stage))
     assert window.preview_button.isEnabled() is False  # busy
@@ -45,11 +41,8 @@ def test_a_finished_task_is_deleted(qtbot, window: MainWindow, tmp_path: Path) -
 
 def test_three_classes_protect_at_the_default_label_shift(qtbot, window: MainWindow,
                                                           tmp_path: Path) -> None:
-    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=2)
     window.settings_panel.set_settings({"label_offset": 0})  # auto, the default
-    load(qtbot, window, src)
-    window.output_edit.setText(str(tmp_path / "out"))
-    window.start_protect()
+    start_protect(qtbot, window, tmp_path, per_class=2)
     wait_idle(qtbot, window)
     assert window.last_error is None
     assert window.last_result is not None and window.last_result.label_shift == 1
@@ -57,11 +50,7 @@ def test_three_classes_protect_at_the_default_label_shift(qtbot, window: MainWin
 
 def test_cancel_stops_within_a_batch_and_keeps_finished_images(qtbot, window: MainWindow,
                                                                 tmp_path: Path) -> None:
-    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
-    load(qtbot, window, src)
-    out = tmp_path / "out"
-    window.output_edit.setText(str(out))
-    window.start_protect()
+    out = start_protect(qtbot, window, tmp_path)
     assert window.task is not None
 
     def on_progress(stage: str, done: int, total: int, message: str, eta: float) -> None:

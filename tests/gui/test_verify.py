@@ -5,16 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from dune_gui.gui.main_window import MainWindow
-from tests.conftest import make_labeled_folder
-from tests.gui.conftest import load, wait_idle
+from tests.gui.conftest import start_protect, wait_idle
 
 
 def _protected(qtbot, window: MainWindow, tmp_path: Path) -> Path:
-    src = make_labeled_folder(tmp_path / "in", classes=3, per_class=4)
-    load(qtbot, window, src)
-    out = tmp_path / "out"
-    window.output_edit.setText(str(out))
-    window.start_protect()
+    out = start_protect(qtbot, window, tmp_path)
     wait_idle(qtbot, window)
     panel = window.verify_panel
     for name, box in panel.defence_boxes.items():
