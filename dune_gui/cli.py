@@ -249,6 +249,8 @@ class ProgressPrinter:
         eta = ""
         if event.eta_s is not None and not finished:
             eta = f" ETA {format_duration(event.eta_s)}"
+        if event.run_eta_s is not None:
+            eta += f" (run: {format_duration(event.run_eta_s)} left)"
         text = f"{title:<20} [{bar}] {event.done}/{event.total}{eta} {event.message}"
         if self.tty:
             self.stream.write("\r" + text[:120].ljust(120))

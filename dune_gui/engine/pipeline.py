@@ -17,6 +17,7 @@ import torch
 from .colour import expand_offsets, offset_values
 from .config import ProtectConfig
 from .data import FolderError, SkippedFile, decode_full, resize_to_working
+from .eta import RunClock, read_rates, write_rates
 from .export import (
     compose,
     output_names,
@@ -32,6 +33,7 @@ from .stages import (
     build_ensemble,
     find_colour_offsets,
     list_classes,
+    plan_work,
     protect_images,
     read_folder,
     spatial_deltas,
@@ -104,6 +106,8 @@ def protect(
         folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile))
         skipped = folder.skipped
         check_writable(config.output_dir)
+        run.reporter.clock = RunClock(plan_work(run, folder, profile),
+                                      read_rates(run.cache_dir, run.device.type))
         built = build_ensemble(run, folder, profile)
         offsets = find_colour_offsets(run, folder, built, profile)
         stale = remove_stale_temporaries(config.output_dir)
@@ -121,6 +125,8 @@ def protect(
     except Cancelled:
         status = "cancelled"
         run.reporter.info("cancelled; finished images are kept and the same command resumes")
+    if run.reporter.clock is not None:  # the next run's estimate starts from these rates
+        write_rates(run.cache_dir, run.device.type, run.reporter.clock.rates())
     k = len(classes)
     if offsets is None:
         offsets = torch.zeros(k, offset_values(config.colour_grid))

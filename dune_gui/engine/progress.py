@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .eta import RunClock
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -59,7 +61,8 @@ class ProgressEvent:
     done: int
     total: int
     message: str = ""
-    eta_s: float | None = None
+    eta_s: float | None = None  # this stage
+    run_eta_s: float | None = None  # the whole run (eta.RunClock); None: not known yet
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class Reporter:
         self._eta: dict[str, EtaTracker] = {}
         self._last: dict[str, tuple[int, int, float]] = {}  # stage -> (total, permille, t)
         self.heartbeat_s = heartbeat_s
+        self.clock: RunClock | None = None  # set once the run's work is planned
 
     def stage(self, stage: str, done: int, total: int, message: str = "") -> None:
         tracker = self._eta.get(stage)
@@ -132,6 +136,8 @@ class Reporter:
             tracker = self._eta[stage] = EtaTracker(total=total)
         now = time.monotonic()
         eta = tracker.update(done, now)
+        if self.clock is not None:
+            self.clock.update(stage, done, total, now)
         if self._progress is None:
             return
         permille = 1000 * done // total if total > 0 else 1000
@@ -141,7 +147,13 @@ class Reporter:
                or now - previous[2] >= self.heartbeat_s)
         if due:
             self._last[stage] = (total, permille, now)
-            self._progress(ProgressEvent(stage, done, total, message, eta))
+            run_eta = self.clock.remaining() if self.clock is not None else None
+            self._progress(ProgressEvent(stage, done, total, message, eta, run_eta))
+
+    def spent(self, stage: str, seconds: float) -> None:
+        """Time spent in a stage that interleaves with another (see eta.RunClock)."""
+        if self.clock is not None:
+            self.clock.spent(stage, seconds)
 
     def info(self, message: str) -> None:
         if self._log is not None:

@@ -34,6 +34,7 @@ from .data import (
     photo_resolution,
     scan_folder,
 )
+from .eta import WorkPlan, colour_units, spatial_units, surrogate_units
 from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
 from .profile import ImageRecord, ManifestWriter, Profile
@@ -279,6 +280,37 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
     return BuiltEnsemble(Ensemble(members, run.device), keys)
 
 
+# ---- the plan, for the whole run's ETA ----------------------------------------------
+def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan:
+    """The work the stages after the scan will do, in image passes (see eta.py): nothing
+    for surrogates or offsets already cached, only the images not yet protected."""
+    cfg = run.config
+    keys = surrogate_keys(run, folder, profile)
+    keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)
+    pixels = (run.working_size / 32) ** 2
+    trained = [key for key in keys
+               if not (run.cache_dir / "surrogates" / f"{key}.pt").exists()]
+    members = len(cfg.architectures) * len(keep) + len(cfg.surrogate_files)
+    n = len(folder.scan.items)
+    todo = sum(1 for item in folder.scan.items if profile is None
+               or not profile.is_done(item.rel, folder.digests.get(item.rel), cfg.output_dir))
+    colour_done = (not cfg.uses_colour
+                   or (profile is not None and profile.colour_offsets(folder.classes)
+                       is not None)
+                   or colour_cache_path(run, folder, keys).exists())
+    per_class = min(cfg.colour_sample, max(folder.scan.counts()))
+    units = {
+        "surrogates": surrogate_units(cfg.epochs, n, len(trained), pixels),
+        "colour": 0.0 if colour_done else colour_units(
+            len(folder.classes), cfg.iterations, cfg.particles, per_class, members,
+            2 if cfg.grey_robust else 1, pixels),
+        "spatial": spatial_units(todo, cfg.steps, members, 1, pixels) if cfg.uses_spatial
+        else 0.0,
+        "export": float(todo),
+    }
+    return WorkPlan(units)
+
+
 # ---- colour offsets ------------------------------------------------------------------
 def find_colour_offsets(run: Run, folder: FolderData, built: BuiltEnsemble,
                         profile: Profile | None) -> torch.Tensor:
@@ -292,7 +324,7 @@ def find_colour_offsets(run: Run, folder: FolderData, built: BuiltEnsemble,
     if stored is not None:
         rep.info("colour offsets taken from the existing protection profile")
         return stored
-    cache_path = colour_cache_path(run, folder, built)
+    cache_path = colour_cache_path(run, folder, built.cache_keys)
     cached = read_offsets(cache_path, folder.classes, offset_values(cfg.colour_grid))
     if cached is not None:
         rep.info("colour offsets loaded from cache")
@@ -327,12 +359,12 @@ def find_colour_offsets(run: Run, folder: FolderData, built: BuiltEnsemble,
     return offsets
 
 
-def colour_cache_path(run: Run, folder: FolderData, built: BuiltEnsemble) -> Path:
+def colour_cache_path(run: Run, folder: FolderData, surrogate_cache_keys: list[str]) -> Path:
     """Offsets depend on the surrogates (whose keys hash the data) and the search settings;
     caching them lets a preview and the full run that follows share one search."""
     cfg = run.config
     key = json.dumps({
-        "surrogates": built.cache_keys,
+        "surrogates": surrogate_cache_keys,
         "files": [_file_identity(f) for f in cfg.surrogate_files],
         "data": folder.fingerprint(), "colour": vars(cfg.colour), "seed": cfg.seed,
         "offset": folder.label_shift, "particles": cfg.particles,
@@ -428,7 +460,8 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
             t0 = time.monotonic()
             ok = [item for item in batch if _decodable(run, folder, item, writer)]
             deltas = spatial_deltas(run, folder, built, ok)
-            spatial_time += time.monotonic() - t0
+            spatial_time += (dt := time.monotonic() - t0)
+            rep.spent("spatial", dt)
             rep.stage("spatial", start + len(batch), total)
             t1 = time.monotonic()
             for j, item in enumerate(ok):
@@ -438,7 +471,8 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
                 writer.add(record)
                 written += record.status == "done"
                 folder.working.pop(item.rel, None)  # keep memory flat while streaming
-            export_time += time.monotonic() - t1
+            export_time += (dt := time.monotonic() - t1)
+            rep.spent("export", dt)
             rep.stage("export", start + len(batch), total)
             writer.maybe_flush()
     finally:

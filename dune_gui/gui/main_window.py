@@ -66,6 +66,15 @@ MAX_RECENT = 8
 STAGE_ORDER = [s.name for s in PROTECT_STAGES]
 
 
+def eta_text(stage_eta: float, run_eta: float, stage_finished: bool) -> str:
+    """The whole run's time left when the engine can estimate it, else this step's."""
+    if run_eta == 0 or (run_eta < 0 and stage_finished):
+        return "done"
+    if run_eta > 0:
+        return f"about {format_duration(run_eta)} left"
+    return f"this step: {format_duration(stage_eta)}" if stage_eta >= 0 else ""
+
+
 def app_icon() -> QIcon:
     icon = QIcon()
     for p in icon_paths():
@@ -164,7 +173,8 @@ class MainWindow(QMainWindow):
         self.bar.setTextVisible(True)
         self.bar.setValue(0)
         self.eta_label = QLabel("")
-        self.eta_label.setMinimumWidth(90)
+        self.eta_label.setMinimumWidth(self.eta_label.fontMetrics().horizontalAdvance(
+            "about 10h00m left") + 8)
         grid.addWidget(self.stage_label, 0, 0)
         grid.addWidget(self.bar, 0, 1)
         grid.addWidget(self.eta_label, 0, 2)
@@ -386,7 +396,8 @@ class MainWindow(QMainWindow):
     def _busy(self) -> bool:
         return self.task is not None and self.task.is_running()
 
-    def _on_progress(self, stage: str, done: int, total: int, message: str, eta: float) -> None:
+    def _on_progress(self, stage: str, done: int, total: int, message: str, eta: float,
+                     run_eta: float) -> None:
         title = STAGE_TITLES.get(stage, stage)
         if stage in STAGE_ORDER:
             title = f"Step {STAGE_ORDER.index(stage) + 1} of {len(STAGE_ORDER)}: {title}"
@@ -394,8 +405,7 @@ class MainWindow(QMainWindow):
         self.bar.setMaximum(max(total, 1))
         self.bar.setValue(min(done, max(total, 1)))
         self.bar.setFormat(f"{done:,} / {total:,}" if total > 1 else "%p%")
-        self.eta_label.setText(("" if eta < 0 else f"ETA {format_duration(eta)}")
-                               if done < total else "done")
+        self.eta_label.setText(eta_text(eta, run_eta, done >= total))
         if message:
             self.statusBar().showMessage(message)
 

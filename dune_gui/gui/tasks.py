@@ -21,7 +21,8 @@ EngineCall = Callable[[Callable[[ProgressEvent], None], Callable[[LogEvent], Non
 
 
 class _Runner(QObject):
-    progress = Signal(str, int, int, str, float)  # stage, done, total, message, eta (-1: ?)
+    # stage, done, total, message, this stage's ETA, the whole run's ETA (seconds; -1: ?)
+    progress = Signal(str, int, int, str, float, float)
     log = Signal(str, str)  # level, message
     succeeded = Signal(object)
     failed = Signal(str, str)  # user-facing message, details for the log
@@ -45,10 +46,14 @@ class _Runner(QObject):
 
     def _on_progress(self, event: ProgressEvent) -> None:
         self.progress.emit(event.stage, event.done, event.total, event.message,
-                           -1.0 if event.eta_s is None else float(event.eta_s))
+                           _seconds(event.eta_s), _seconds(event.run_eta_s))
 
     def _on_log(self, event: LogEvent) -> None:
         self.log.emit(event.level, event.message)
+
+
+def _seconds(value: float | None) -> float:
+    return -1.0 if value is None else float(value)
 
 
 def friendly_message(exc: BaseException) -> str:
@@ -63,7 +68,7 @@ def friendly_message(exc: BaseException) -> str:
 class EngineTask(QObject):
     """Owns the thread and the runner; emit-only interface for the window."""
 
-    progress = Signal(str, int, int, str, float)
+    progress = Signal(str, int, int, str, float, float)
     log = Signal(str, str)
     succeeded = Signal(object)
     failed = Signal(str, str)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+
 from dune_gui.gui.main_window import MainWindow
 from dune_gui.gui.tasks import EngineTask
 from tests.conftest import make_labeled_folder
-from tests.gui.conftest import load, start_protect, wait_idle
+from tests.gui.conftest import drop, load, start_protect, wait_idle
 
 
 def test_full_run_through_the_worker_writes_the_protected_copy(qtbot, window: MainWindow,
@@ -53,7 +56,7 @@ def test_cancel_stops_within_a_batch_and_keeps_finished_images(qtbot, window: Ma
     out = start_protect(qtbot, window, tmp_path)
     assert window.task is not None
 
-    def on_progress(stage: str, done: int, total: int, message: str, eta: float) -> None:
+    def on_progress(stage: str, done: int, total: int, *rest: object) -> None:
         if stage == "spatial" and done > 0:
             window.cancel_task()
 
@@ -91,3 +94,30 @@ def test_user_errors_are_one_line_and_other_errors_say_they_are_unexpected() -> 
         text = friendly_message(exc)
         assert text[0].isupper() and "\n" not in text and "Unexpected" not in text
     assert friendly_message(KeyError("x")).startswith("Unexpected problem (KeyError)")
+
+
+def test_plain_path_drop_choose_protect_open(qtbot, window: MainWindow, tmp_path: Path,
+                                             monkeypatch) -> None:
+    """What a new user does: drop a folder, pick a level, Protect, open the result; the
+    Advanced section stays closed and the bar tells the whole run's time left."""
+    opened: list[QUrl] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    src = make_labeled_folder(tmp_path / "photos", classes=2, per_class=3)
+    drop(window, src)
+    wait_idle(qtbot, window)
+    panel = window.settings_panel
+    panel.preset.setCurrentIndex(panel.preset.findData("strong"))
+    assert not panel.advanced_toggle.isChecked()
+    out = Path(window.output_edit.text())  # the default: beside the input, never inside
+    assert out.parent == src.parent and out != src
+    seen: list[str] = []
+    window.protect_button.click()
+    assert window.task is not None
+    window.task.progress.connect(lambda *event: seen.append(window.eta_label.text()))
+    wait_idle(qtbot, window)
+    assert window.last_result is not None and window.last_result.status == "completed"
+    assert len(list(out.rglob("*.png"))) == 6
+    assert any(text.startswith("about ") and text.endswith(" left") for text in seen)
+    assert window.eta_label.text() == "done"
+    window.open_output_button.click()
+    assert opened == [QUrl.fromLocalFile(str(out))]
