@@ -20,6 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from dune_gui.app import start_warm_up
 from dune_gui.gui.main_window import MainWindow
 from dune_gui.resources import sample_folder
 
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
+    start_warm_up()  # as the app does at start-up
     work = Path(tempfile.mkdtemp(prefix="dune-gui-bench-"))
     os.environ.setdefault("DUNE_CACHE_DIR", str(work / "cache"))
     folder = make_folder(work / "in", args.images)

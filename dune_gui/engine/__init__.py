@@ -17,7 +17,7 @@ from .config import (
 )
 from .data import FolderError, FolderScan, ImageError, SkippedFile, load_thumbnail, scan_folder
 from .defences import DEFENCES
-from .devices import cuda_device_name
+from .devices import cuda_device_name, warm_up
 from .evaluation import (
     PEERS,
     EvaluateConfig,
@@ -98,4 +98,5 @@ __all__ = [
     "protect",
     "resolve_device",
     "scan_folder",
+    "warm_up",
 ]
