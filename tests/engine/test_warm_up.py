@@ -1,0 +1,16 @@
+"""engine.warm_up loads what a first run would otherwise load lazily (the GUI calls it in a
+background thread so that this import does not freeze the window mid-run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_warm_up_loads_the_modules_the_first_optimiser_step_needs() -> None:
+    code = ("import sys\n"
+            "from dune_gui.engine import warm_up\n"
+            "assert 'torch._dynamo' not in sys.modules\n"
+            "warm_up()\n"
+            "assert 'torch._dynamo' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
