@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from dune_gui.engine.models import build_model
-from dune_gui.engine.surrogates import SurrogateError, load_surrogate_file
+from dune_gui.engine.surrogates import (
+    SurrogateError,
+    load_surrogate_file,
+    members_from_checkpoints,
+)
 from dune_gui.engine.training import checkpoint_epochs, random_crop_flip, train_classifier
 
 CPU = torch.device("cpu")
@@ -115,3 +119,21 @@ def test_malformed_model_files_give_clear_errors(tmp_path: Path, name: str) -> N
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SurrogateError, match="not found"):
         load_surrogate_file(str(tmp_path / "nope.pt"), 3, 32, CPU)
+
+
+@pytest.mark.parametrize("arch", ["fast", "vgg", "small", "mobilenet"])
+def test_a_member_folds_its_batch_norms_and_computes_the_same_function(arch: str) -> None:
+    gen = torch.Generator().manual_seed(1)
+    model = build_model(arch, 4, 32, gen)
+    model.train()
+    with torch.no_grad():  # running statistics that are not the identity
+        for _ in range(3):
+            model(torch.rand(16, 3, 32, 32, generator=gen))
+    model.eval()
+    x = torch.rand(8, 3, 32, 32, generator=gen)
+    with torch.no_grad():
+        expected = model(x)
+    [member] = members_from_checkpoints(arch, {1: model.state_dict()}, 4, 32, CPU)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in member.model.modules())
+    with torch.no_grad():
+        assert torch.allclose(member.model(x), expected, atol=1e-4, rtol=1e-4)
