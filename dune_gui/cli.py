@@ -27,11 +27,19 @@ from .engine import (
     ProgressEvent,
     ProtectConfig,
     Setting,
+    Shard,
     evaluate,
     format_duration,
     markdown_table,
     protect,
 )
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _over255(text: str) -> float:
@@ -122,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-config", type=Path, default=None,
                    help="also write the effective settings to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    many = p.add_argument_group(
+        "across processes or machines",
+        "protect one folder with N processes: --profile-only once, then --shard I/N for "
+        "I = 1..N at the same time (same settings, same OUTPUT, a --cache-dir they all "
+        "read), then once more without either: that run merges the shards' records into "
+        "the manifest and finishes anything a failed shard left")
+    excl = many.add_mutually_exclusive_group()
+    excl.add_argument("--profile-only", action="store_true",
+                      help="write the protection profile (surrogates, colour offsets, "
+                           "manifest) and stop before protecting images")
+    excl.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                      help="protect only the I-th of N disjoint shares of the images")
     _add_evaluate(sub)
     return parser
 
@@ -287,7 +307,8 @@ def run_protect(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = protect(config, progress=printer.progress, log=printer.log, cancel=token)
+        result = protect(config, progress=printer.progress, log=printer.log, cancel=token,
+                         shard=args.shard, profile_only=args.profile_only)
     finally:
         signal.signal(signal.SIGINT, previous)
     out = sys.stdout
@@ -304,6 +325,9 @@ def run_protect(args: argparse.Namespace) -> int:
     if result.status == "cancelled":
         out.write("Run the same command again to finish the remaining images.\n")
         return 130
+    if args.shard is not None:
+        out.write(f"Shard {args.shard} done; when every shard is, run the command once more "
+                  "without --shard to write the manifest.\n")
     return 0
 
 

@@ -42,6 +42,7 @@ from .progress import (
     Stage,
     format_duration,
 )
+from .shards import Shard
 from .stages import class_count_problem, empty_classes_problem, resolve_device
 from .surrogates import SurrogateError
 
@@ -82,6 +83,7 @@ __all__ = [
     "ProtectConfig",
     "ProtectResult",
     "Setting",
+    "Shard",
     "SkippedFile",
     "Stage",
     "SurrogateError",

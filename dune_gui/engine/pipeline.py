@@ -28,6 +28,7 @@ from .export import (
 )
 from .profile import MANIFEST_NAME, ImageRecord, ManifestWriter, ProfileContent, open_profile
 from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Reporter
+from .shards import Shard
 from .stages import (
     Run,
     build_ensemble,
@@ -36,6 +37,7 @@ from .stages import (
     plan_work,
     protect_images,
     read_folder,
+    shard_needs_profile,
     spatial_deltas,
     surrogates_cached,
 )
@@ -83,8 +85,15 @@ def protect(
     progress: ProgressCallback | None = None,
     log: LogCallback | None = None,
     cancel: CancelToken | None = None,
+    *,
+    shard: Shard | None = None,
+    profile_only: bool = False,
 ) -> ProtectResult:
     """Protect `config.input_dir` into `config.output_dir`.
+
+    `profile_only` stops once the folder's protection profile is written (surrogates,
+    colour offsets, manifest); `shard` then protects one share of the images with it, in
+    parallel with the other shares (shards.py); a last ordinary call merges them.
 
     Raises FolderError / ProfileMismatch / SurrogateError for problems found before any image
     is written. A cancel returns normally with status "cancelled" after the current batch;
@@ -102,15 +111,22 @@ def protect(
         scan, shift = list_classes(config)
         classes = scan.classes
         profile = open_profile(config, classes, run.reporter)
+        if shard is not None and (profile is None or (
+                config.uses_colour and profile.colour_offsets(classes) is None)):
+            raise FolderError(shard_needs_profile(config.output_dir))
         run.choose_working_size(scan, profile)
-        folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile))
+        folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile),
+                             shard)
         skipped = folder.skipped
         check_writable(config.output_dir)
-        run.reporter.clock = RunClock(plan_work(run, folder, profile),
-                                      read_rates(run.cache_dir, run.device.type))
+        plan = plan_work(run, folder, profile)
+        if profile_only:
+            plan.units.update(spatial=0.0, export=0.0)
+        run.reporter.clock = RunClock(plan, read_rates(run.cache_dir, run.device.type))
         built = build_ensemble(run, folder, profile)
         offsets = find_colour_offsets(run, folder, built, profile)
-        stale = remove_stale_temporaries(config.output_dir)
+        # a shard's neighbours are writing beside it: their temporaries are not stale
+        stale = 0 if shard is not None else remove_stale_temporaries(config.output_dir)
         if stale:
             run.reporter.info(f"removed {stale} half-written file(s) left by an interrupted run")
         records = {sk.rel: ImageRecord(sk.rel, None, folder.class_of(sk.rel), "skipped",
@@ -119,9 +135,13 @@ def protect(
             config, str(run.device), classes, shift, folder.targets, offsets,
             [m.name for m in built.ensemble.members], built.cache_keys,
             profile.created if profile is not None else None, run.working_size)
-        writer = ManifestWriter(content, records)
-        names = output_names([item.rel for item in folder.scan.items], config.format)
-        count = protect_images(run, folder, built, offsets, profile, writer, names)
+        writer = ManifestWriter(content, records, shard)  # writes a new profile's manifest
+        if profile_only:
+            run.reporter.info(f"protection profile written to {writer.path}; protect the "
+                              "images with --shard I/N, then once more without it")
+        else:
+            names = output_names([item.rel for item in folder.scan.items], config.format)
+            count = protect_images(run, folder, built, offsets, profile, writer, names)
     except Cancelled:
         status = "cancelled"
         run.reporter.info("cancelled; finished images are kept and the same command resumes")

@@ -23,6 +23,7 @@ from .. import __version__
 from .config import ProtectConfig, resolve_label_shift, with_legacy_values
 from .export import append_journal_line, read_journal, write_json_atomic
 from .progress import Reporter
+from .shards import Shard, shard_journals
 
 MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifest write
@@ -131,7 +132,8 @@ def open_profile(config: ProtectConfig, classes: list[str], reporter: Reporter
                               f"({', '.join(manifest.get('classes', []))}); use another "
                               "output folder")
     records: dict[str, ImageRecord] = {}
-    for data in manifest.get("images", []) + read_journal(config.output_dir / JOURNAL_NAME):
+    journals = [config.output_dir / JOURNAL_NAME, *shard_journals(config.output_dir)]
+    for data in manifest.get("images", []) + [r for j in journals for r in read_journal(j)]:
         record = ImageRecord.from_json(data)
         records[record.source] = record
     done = sum(r.status == "done" for r in records.values())
@@ -183,15 +185,25 @@ def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> d
 class ManifestWriter:
     """Keeps a run's records durable: every finished image goes to the journal at once, the
     manifest is rewritten at most every MANIFEST_INTERVAL_S (rewriting a 20k-record manifest
-    every batch would be quadratic) and on `close`."""
+    every batch would be quadratic) and on `close`.
 
-    def __init__(self, content: ProfileContent, records: dict[str, ImageRecord]) -> None:
+    A shard (shards.py) writes only its own journal: the manifest is shared by every shard,
+    and the ordinary run that follows them folds their journals into it."""
+
+    def __init__(self, content: ProfileContent, records: dict[str, ImageRecord],
+                 shard: Shard | None = None) -> None:
         self.content = content
         self.records = records
         self.output_dir = content.config.output_dir
-        self.journal = self.output_dir / JOURNAL_NAME
+        self.shard = shard
+        self.journal = self.output_dir / (shard.journal_name if shard else JOURNAL_NAME)
         self.path = self.output_dir / MANIFEST_NAME
-        self.flush()  # the profile exists before the first image is written
+        self._last = time.monotonic()
+        # a new profile exists before its first image is written; an existing one is only
+        # rewritten once this run holds its earlier records (else a kill right here would
+        # leave a manifest that forgot them)
+        if not self.path.exists():
+            self.flush()
 
     def add(self, record: ImageRecord) -> None:
         self.records[record.source] = record
@@ -203,6 +215,10 @@ class ManifestWriter:
             self.flush()
 
     def flush(self) -> None:
-        write_json_atomic(manifest_data(self.content, self.records), self.path)
-        self.journal.unlink(missing_ok=True)
         self._last = time.monotonic()
+        if self.shard is not None:
+            return  # every line of its journal is already durable
+        write_json_atomic(manifest_data(self.content, self.records), self.path)
+        # the records of every journal are in the manifest now
+        for journal in [self.journal, *shard_journals(self.output_dir)]:
+            journal.unlink(missing_ok=True)

@@ -39,6 +39,7 @@ from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
 from .profile import ImageRecord, ManifestWriter, Profile
 from .progress import Reporter
+from .shards import Shard
 from .spatial import PGD_SHIFT, SpatialPGD
 from .surrogates import (
     Ensemble,
@@ -111,6 +112,7 @@ class FolderData:
     skipped: list[SkippedFile]
     label_shift: int
     targets: list[int]  # class index -> its shifted (target) class index
+    assigned: frozenset[str] | None = None  # a shard's images (shards.py); None: all
 
     @property
     def classes(self) -> list[str]:
@@ -157,11 +159,15 @@ def empty_classes_problem(empty: list[str]) -> str:
 
 
 def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
-                cached_surrogates: Callable[[], bool]) -> FolderData:
+                cached_surrogates: Callable[[], bool], shard: Shard | None = None
+                ) -> FolderData:
     """Hash every file and decode what later stages need at the working size: every image
-    when surrogates must be trained, else only those still to protect."""
+    when surrogates must be trained, else only those still to protect (of `shard`'s share,
+    positions counted in the sorted folder before any file is found unreadable)."""
     cfg, rep = run.config, run.reporter
     start = time.monotonic()
+    assigned = None if shard is None else frozenset(
+        item.rel for position, item in enumerate(scan.items) if shard.takes(position))
     skipped = list(scan.skipped)
     digests: dict[str, str] = {}
     n = len(scan.items)
@@ -173,11 +179,15 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
         except ImageError as exc:
             skipped.append(SkippedFile(item.rel, str(exc)))
             continue
-        if profile is None or not profile.is_done(item.rel, digests[item.rel], cfg.output_dir):
+        if ((assigned is None or item.rel in assigned)
+                and (profile is None
+                     or not profile.is_done(item.rel, digests[item.rel], cfg.output_dir))):
             todo.append(item)
         if i % 64 == 0 or i == n - 1:
             rep.stage("scan", i + 1, 2 * n, "checking files")
     need_all = profile is None or not cached_surrogates()
+    if shard is not None and need_all:
+        raise FolderError(shard_needs_profile(cfg.output_dir))
     if profile is not None and need_all:
         rep.warning("the cached surrogates of this profile are gone; they are retrained on "
                     "the folder as it is now")
@@ -203,7 +213,7 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
         raise FolderError(empty_classes_problem(empty))
     k = len(scan.classes)
     folder = FolderData(scan, digests, working, skipped, shift,
-                        [(y + shift) % k for y in range(k)])
+                        [(y + shift) % k for y in range(k)], assigned)
     run.timings["scan"] = time.monotonic() - start
     rep.info(f"{len(scan.items)} images in {k} classes; {len(skipped)} files skipped")
     if cfg.uses_spatial and cfg.steps * cfg.step_size < cfg.eps * (1 - 1e-6):
@@ -215,6 +225,12 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
             f"{cfg.eps * 255:g}/255: raise the step size (eps / 16 at 30 steps, eps / 4 at 10) "
             "or the perturbation will not use its budget")
     return folder
+
+
+def shard_needs_profile(output_dir: Path) -> str:
+    return (f"a shard needs the folder's protection profile in {output_dir} and its "
+            "surrogates in the cache folder: protect with --profile-only first, with the "
+            "same settings and --cache-dir on storage every machine reads")
 
 
 # ---- surrogates ----------------------------------------------------------------------
@@ -292,8 +308,10 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
                if not (run.cache_dir / "surrogates" / f"{key}.pt").exists()]
     members = len(cfg.architectures) * len(keep) + len(cfg.surrogate_files)
     n = len(folder.scan.items)
-    todo = sum(1 for item in folder.scan.items if profile is None
-               or not profile.is_done(item.rel, folder.digests.get(item.rel), cfg.output_dir))
+    todo = sum(1 for item in folder.scan.items
+               if (folder.assigned is None or item.rel in folder.assigned)
+               and (profile is None or not profile.is_done(
+                   item.rel, folder.digests.get(item.rel), cfg.output_dir)))
     colour_done = (not cfg.uses_colour
                    or (profile is not None and profile.colour_offsets(folder.classes)
                        is not None)
@@ -446,7 +464,7 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
                                                    cfg.output_dir):
             writer.records[item.rel] = profile.records[item.rel]
             reused += 1
-        else:
+        elif folder.assigned is None or item.rel in folder.assigned:
             todo.append(item)
     total = len(todo)
     written = 0
