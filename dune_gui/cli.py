@@ -312,6 +312,11 @@ def run_protect(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     out = sys.stdout
+    if args.profile_only and result.status == "completed":
+        out.write(f"Protection profile written: {result.manifest_path} (device "
+                  f"{result.device}); now protect the images with --shard I/N, then once "
+                  "more without it.\n")
+        return 0
     out.write(f"{'Cancelled' if result.status == 'cancelled' else 'Done'}: "
               f"{result.protected} images protected now, {result.reused} already protected, "
               f"{len(result.skipped)} skipped (device {result.device})\n")
