@@ -4,7 +4,8 @@
 
 Loads FOLDER (default: the bundled sample), previews two images with the real engine at
 LEVEL (default: the app's default, Invisible) and saves the window after each step: the
-folder with its thumbnail grid, the preview fitted, at 100%, and the difference view.
+folder with its thumbnail grid, the preview fitted, at 100%, and the difference view; then
+starts Protect and saves the window once the whole run's time left is shown (run.png).
 """
 
 from __future__ import annotations
@@ -70,7 +71,19 @@ def main() -> None:
 
     def finish() -> None:
         window.grab().save(str(out / "preview-difference.png"))
-        app.quit()
+        window.output_edit.setText(tempfile.mkdtemp(prefix="dune-shots-out-"))
+        # small batches, so that a run over a few dozen photos is caught in the middle
+        window.settings_panel.set_settings({"batch_size": 4})
+        window.start_protect()
+        QTimer.singleShot(200, running)
+
+    def running() -> None:  # once the whole run's time left is known
+        if window.task is None or window.eta_label.text().startswith("about"):
+            window.grab().save(str(out / "run.png"))
+            window.cancel_task()
+            wait_then(app.quit)
+        else:
+            QTimer.singleShot(200, running)
 
     wait_then(after_scan, delay=2000)  # the grid's first thumbnails decode meanwhile
     app.exec()

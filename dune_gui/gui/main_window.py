@@ -63,7 +63,11 @@ from .settings_panel import SettingsPanel
 from .tasks import EngineTask
 
 MAX_RECENT = 8
-STAGE_ORDER = [s.name for s in PROTECT_STAGES]
+# The engine perturbs and writes batch by batch: to a person that is one step, counted by
+# the images written (the perturbation's events only refresh the time left).
+INTERLEAVED = {"spatial": "export"}
+STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
+STEP_TITLES = {**STAGE_TITLES, "export": "Protecting images"}
 
 
 def eta_text(stage_eta: float, run_eta: float, stage_finished: bool) -> str:
@@ -398,7 +402,11 @@ class MainWindow(QMainWindow):
 
     def _on_progress(self, stage: str, done: int, total: int, message: str, eta: float,
                      run_eta: float) -> None:
-        title = STAGE_TITLES.get(stage, stage)
+        if stage in INTERLEAVED:
+            if run_eta >= 0:
+                self.eta_label.setText(eta_text(eta, run_eta, False))
+            return
+        title = STEP_TITLES.get(stage, stage)
         if stage in STAGE_ORDER:
             title = f"Step {STAGE_ORDER.index(stage) + 1} of {len(STAGE_ORDER)}: {title}"
         self.stage_label.setText(title)

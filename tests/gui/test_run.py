@@ -27,7 +27,7 @@ def test_full_run_through_the_worker_writes_the_protected_copy(qtbot, window: Ma
     assert len(list(out.rglob("*.png"))) == 12
     assert (out / "manifest.json").exists()
     assert window.bar.value() == window.bar.maximum() == 12  # the last stage: export
-    assert window.stage_label.text() == "Step 5 of 5: Writing images"
+    assert window.stage_label.text() == "Step 4 of 4: Protecting images"
     assert window.eta_label.text() == "done"
     assert {"surrogates", "colour", "spatial", "export"} <= set(stages)
     assert window.open_output_button.isEnabled()
