@@ -1,0 +1,137 @@
+"""Benchmark: what protecting a folder of photos costs on this machine at the default
+settings, from each stage's measured rate, and the projected time for a whole folder.
+
+    python -m dune_gui.bench.photo_rates [--photos DIR] [--count 40] [--working-size 0]
+                                         [--project 3000] [--json FILE]
+
+A full run on a CPU takes hours, so each stage is timed on a small real sample instead,
+with the engine's own functions and the default settings (working size as the app would
+choose it: 0 = auto), and the stages are scaled to `--project` photos in 10 classes:
+decoding at the working size, one surrogate epoch per default architecture, one
+colour-search objective call (the search makes classes x (iterations + 1) of them), one
+PGD batch, and the export of full-resolution photos (compose, PNG, perceptual measures).
+Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dune_gui.engine.colour import colour_objective, offset_values
+from dune_gui.engine.config import DEFAULTS
+from dune_gui.engine.data import decode_full, decode_working, photo_resolution, scan_folder
+from dune_gui.engine.export import compose, export_image
+from dune_gui.engine.models import build_model
+from dune_gui.engine.spatial import PGD_SHIFT, SpatialPGD
+from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget
+from dune_gui.engine.surrogates import Ensemble, members_from_checkpoints
+from dune_gui.engine.training import checkpoint_epochs, train_classifier
+
+DEFAULT_PHOTOS = (Path(__file__).resolve().parents[2].parent / "shared" / "data"
+                  / "imagenette" / "train")
+CPU = torch.device("cpu")
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    parser.add_argument("--count", type=int, default=40, help="photos timed per stage")
+    parser.add_argument("--working-size", type=int, default=0, help="0: as the app chooses")
+    parser.add_argument("--project", type=int, default=3000, help="photos in the projection")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    cfg = DEFAULTS
+    scan = scan_folder(args.photos)
+    step = max(1, len(scan.items) // args.count)
+    items = scan.items[::step][:args.count]  # spread over the classes
+    paths = [item.path for item in items]
+    side, photo_size = photo_resolution(paths, cfg.max_pixels, on_gpu=False)
+    size = args.working_size or photo_size or side
+    k = len(scan.classes)
+    out: dict[str, object] = {"photos": str(args.photos), "sample": len(items),
+                              "photo_short_side": side, "working_size": size,
+                              "threads": torch.get_num_threads()}
+
+    working, seconds = timed(lambda: torch.stack(
+        [decode_working(p, size, cfg.max_pixels) for p in paths]))
+    rates: dict[str, float] = {"decode at working size (photos/s)": len(items) / seconds}
+    labels = torch.tensor([item.label for item in items])
+
+    members = []
+    epoch_rates = []
+    for i, arch in enumerate(cfg.architectures):
+        model = build_model(arch, k, size, torch.Generator().manual_seed(i))
+        result, seconds = timed(lambda m=model, seed=i: train_classifier(
+            m, working, labels, 1, torch.Generator().manual_seed(seed), CPU,
+            batch_size=cfg.train_batch_size, learning_rate=cfg.learning_rate))
+        epoch_rates.append(len(items) / seconds)
+        keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)  # same weights, same cost
+        members += members_from_checkpoints(arch, dict.fromkeys(keep, result.checkpoints[1]),
+                                            k, size, CPU)
+    ensemble = Ensemble(members, CPU)
+    # image-epochs per second of all architectures together, as engine_speed reports it
+    rates["surrogate training (image-epochs/s, all architectures)"] = (
+        1 / sum(1 / r for r in epoch_rates))
+
+    x = working.float().div(255.0)
+    sample = x[:min(cfg.colour_sample, len(items))]
+    objective = colour_objective(sample, 1, ensemble, cfg.colour, cfg.penalty_weight,
+                                 grey_view_weight=GREY_VIEW_WEIGHT if cfg.grey_robust else 0,
+                                 headroom=cfg.colour_headroom)
+    offsets = (torch.rand(cfg.particles, offset_values(cfg.colour_grid)) * 2 - 1) * 0.02
+    objective(offsets)  # warm-up
+    _, call_s = timed(lambda: objective(offsets))
+    call_s *= cfg.colour_sample / sample.shape[0]  # a full class sample
+    colour_class_s = (cfg.iterations + 1) * call_s
+    rates["colour search (s per class)"] = colour_class_s
+
+    batch = x[:min(cfg.batch_size, len(items))]
+    attack = SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
+                        augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=0)
+    targets = (labels[:batch.shape[0]] + 1) % k
+    deltas, seconds = timed(lambda: attack.perturb(batch, targets, ensemble,
+                                                   budget=pixel_budget(cfg, batch)))
+    rates["spatial PGD (photos/s)"] = batch.shape[0] / seconds
+
+    offset = torch.zeros(offset_values(cfg.colour_grid))
+    with tempfile.TemporaryDirectory() as tmp:
+        def export_all() -> None:
+            for j, path in enumerate(paths[:batch.shape[0]]):
+                image = decode_full(path, cfg.max_pixels)
+                export_image(image, compose(image, deltas[j], offset, cfg.colour_headroom),
+                             Path(tmp) / f"{j}.png", cfg.quality, False, True)
+        _, seconds = timed(export_all)
+    rates["export at full resolution (photos/s)"] = batch.shape[0] / seconds
+
+    n = args.project
+    projected = {
+        "scan": n / rates["decode at working size (photos/s)"],
+        "surrogates": n * cfg.epochs / rates[
+            "surrogate training (image-epochs/s, all architectures)"],
+        "colour": 10 * colour_class_s,
+        "spatial": n / rates["spatial PGD (photos/s)"],
+        "export": n / rates["export at full resolution (photos/s)"],
+    }
+    out["rates"] = {key: round(v, 3) for key, v in rates.items()}
+    out[f"projected_s_for_{n}_photos_10_classes"] = {key: round(v) for key, v in
+                                                     projected.items()}
+    out["projected_total_s"] = round(sum(projected.values()))
+    print(json.dumps(out, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
