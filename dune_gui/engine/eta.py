@@ -2,9 +2,10 @@
 
 Each stage's work is counted in one unit, *image passes*: one image at the working
 resolution through one ensemble member (a forward and backward pass counts three, the
-usual rule of thumb). A stage still to come is estimated from, in order: its own
-seconds per unit measured by the last run on this machine and device (kept in the cache
-folder), or the seconds per pass measured by a model stage already finished in this run.
+usual rule of thumb). A stage is priced, in order of preference, by: its own seconds per
+unit measured so far in this run; those the last run on this machine and device measured
+(kept in the cache folder); or the seconds per pass another model stage measured in this
+run.
 The export writes full-resolution files, so its unit is one image and only a measurement
 (this run's first batch, or the last run's) estimates it; until then the whole-run figure
 leaves it out rather than guess.
