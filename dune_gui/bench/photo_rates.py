@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from dune_gui.engine.colour import colour_objective, offset_values
 from dune_gui.engine.config import DEFAULTS
@@ -50,6 +51,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40, help="photos timed per stage")
     parser.add_argument("--working-size", type=int, default=0, help="0: as the app chooses")
     parser.add_argument("--project", type=int, default=3000, help="photos in the projection")
+    parser.add_argument("--resize", default=None, metavar="WxH",
+                        help="time copies of the photos resized to this size (JPEG, quality "
+                             "92), e.g. 400x533 for typical product photos")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     cfg = DEFAULTS
@@ -57,10 +61,21 @@ def main() -> None:
     step = max(1, len(scan.items) // args.count)
     items = scan.items[::step][:args.count]  # spread over the classes
     paths = [item.path for item in items]
+    copies = tempfile.TemporaryDirectory()
+    if args.resize:
+        width, height = (int(v) for v in args.resize.lower().split("x"))
+        paths = []
+        for j, item in enumerate(items):
+            with Image.open(item.path) as img:
+                target = Path(copies.name) / f"{j}.jpg"
+                img.convert("RGB").resize((width, height), Image.Resampling.LANCZOS).save(
+                    target, quality=92)
+            paths.append(target)
     side, photo_size = photo_resolution(paths, cfg.max_pixels, on_gpu=False)
     size = args.working_size or photo_size or side
     k = len(scan.classes)
-    out: dict[str, object] = {"photos": str(args.photos), "sample": len(items),
+    out: dict[str, object] = {"photos": str(args.photos), "resized_to": args.resize,
+                              "sample": len(items),
                               "photo_short_side": side, "working_size": size,
                               "threads": torch.get_num_threads()}
 
@@ -128,6 +143,7 @@ def main() -> None:
     out[f"projected_s_for_{n}_photos_10_classes"] = {key: round(v) for key, v in
                                                      projected.items()}
     out["projected_total_s"] = round(sum(projected.values()))
+    copies.cleanup()
     print(json.dumps(out, indent=1))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
