@@ -109,8 +109,8 @@ class ProtectConfig:
     output_dir: Path
     mode: str = setting(
         "dune", "Mode", "dune: both branches (the method); spatial or colour: one branch "
-        "alone, the paper's ablations (at the visible levels each is weaker than both)", "method", "choice",
-        choices=MODES, cli="--mode")
+        "alone, the paper's ablations (at the visible levels each is weaker than both)",
+        "method", "choice", choices=MODES, cli="--mode")
     # Spatial branch (L-inf PGD), in 0..1 units.
     eps: float = setting(
         8 / 255, "Budget (eps)", "largest change of any pixel by the spatial perturbation; "
