@@ -51,6 +51,7 @@ from .surrogates import (
     load_surrogate_file,
     members_from_checkpoints,
     obtain_checkpoints,
+    surrogate_cache_path,
 )
 from .training import checkpoint_epochs
 
@@ -112,15 +113,20 @@ class FolderData:
     skipped: list[SkippedFile]
     label_shift: int
     targets: list[int]  # class index -> its shifted (target) class index
-    assigned: frozenset[str] | None = None  # a shard's images (shards.py); None: all
+    # the images this run protects: not done by an earlier run and, for a shard
+    # (shards.py), in its share; decided once, while the files are hashed
+    pending: frozenset[str] = frozenset()
+    _fingerprint: str | None = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
         return self.scan.classes
 
     def fingerprint(self) -> str:
-        return data_fingerprint([(item.rel, self.digests[item.rel], item.label)
-                                 for item in self.scan.items])
+        if self._fingerprint is None:  # asked by the surrogate keys, the plan, the colour cache
+            self._fingerprint = data_fingerprint([(item.rel, self.digests[item.rel], item.label)
+                                                  for item in self.scan.items])
+        return self._fingerprint
 
     def class_of(self, rel: str) -> str | None:
         top = rel.split("/", 1)[0]
@@ -213,7 +219,8 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
         raise FolderError(empty_classes_problem(empty))
     k = len(scan.classes)
     folder = FolderData(scan, digests, working, skipped, shift,
-                        [(y + shift) % k for y in range(k)], assigned)
+                        [(y + shift) % k for y in range(k)],
+                        frozenset(item.rel for item in todo))
     run.timings["scan"] = time.monotonic() - start
     rep.info(f"{len(scan.items)} images in {k} classes; {len(skipped)} files skipped")
     if cfg.uses_spatial and cfg.steps * cfg.step_size < cfg.eps * (1 - 1e-6):
@@ -257,7 +264,7 @@ def surrogates_cached(run: Run, profile: Profile | None) -> bool:
         return False
     keep = checkpoint_epochs(run.config.epochs, run.config.checkpoints)
     for key in profile.cache_keys:
-        cached = load_cached(run.cache_dir / "surrogates" / f"{key}.pt")
+        cached = load_cached(surrogate_cache_path(run.cache_dir, key))
         if cached is None or not all(e in cached for e in keep):
             return False
     return True
@@ -305,13 +312,10 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
     keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)
     pixels = (run.working_size / 32) ** 2
     trained = [key for key in keys
-               if not (run.cache_dir / "surrogates" / f"{key}.pt").exists()]
+               if not surrogate_cache_path(run.cache_dir, key).exists()]
     members = len(cfg.architectures) * len(keep) + len(cfg.surrogate_files)
     n = len(folder.scan.items)
-    todo = sum(1 for item in folder.scan.items
-               if (folder.assigned is None or item.rel in folder.assigned)
-               and (profile is None or not profile.is_done(
-                   item.rel, folder.digests.get(item.rel), cfg.output_dir)))
+    todo = sum(1 for item in folder.scan.items if item.rel in folder.pending)
     colour_done = (not cfg.uses_colour
                    or (profile is not None and profile.colour_offsets(folder.classes)
                        is not None)
@@ -460,12 +464,12 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
     todo: list[ImageItem] = []
     reused = 0
     for item in folder.scan.items:
-        if profile is not None and profile.is_done(item.rel, folder.digests.get(item.rel),
-                                                   cfg.output_dir):
+        if item.rel in folder.pending:
+            todo.append(item)
+        elif profile is not None and profile.is_done(item.rel, folder.digests.get(item.rel),
+                                                     cfg.output_dir):
             writer.records[item.rel] = profile.records[item.rel]
             reused += 1
-        elif folder.assigned is None or item.rel in folder.assigned:
-            todo.append(item)
     total = len(todo)
     written = 0
     spatial_time = export_time = 0.0

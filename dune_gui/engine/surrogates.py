@@ -141,6 +141,10 @@ def _atomic_torch_save(obj: object, path: Path) -> None:
         torch.save(obj, fh)
 
 
+def surrogate_cache_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "surrogates" / f"{key}.pt"
+
+
 def load_cached(path: Path) -> dict[int, dict[str, torch.Tensor]] | None:
     if not path.exists():
         return None
@@ -158,7 +162,7 @@ def obtain_checkpoints(
     reporter: Reporter, progress_offset: int, progress_total: int,
 ) -> dict[int, dict[str, torch.Tensor]]:
     """Checkpoints from the cache, or from training (then cached)."""
-    path = cache_dir / "surrogates" / f"{key}.pt"
+    path = surrogate_cache_path(cache_dir, key)
     cached = load_cached(path)
     if cached is not None and all(e in cached for e in keep):
         reporter.info(f"surrogate {arch}: loaded {len(keep)} checkpoints from cache")

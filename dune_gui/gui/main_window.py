@@ -65,7 +65,7 @@ from .tasks import EngineTask
 MAX_RECENT = 8
 # The engine perturbs and writes batch by batch: to a person that is one step, counted by
 # the images written (the perturbation's events only refresh the time left).
-INTERLEAVED = {"spatial": "export"}
+INTERLEAVED = frozenset({"spatial"})
 STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
 STEP_TITLES = {**STAGE_TITLES, "export": "Protecting images"}
 
