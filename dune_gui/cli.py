@@ -16,10 +16,11 @@ from .engine import (
     COLOUR_PRESETS,
     DEFAULTS,
     DEFENCES,
+    INTERLEAVED,
     MANIFEST_NAME,
     PEERS,
     SETTINGS,
-    STAGE_TITLES,
+    STEP_TITLES,
     USER_ERRORS,
     CancelToken,
     EvaluateConfig,
@@ -249,7 +250,9 @@ class ProgressPrinter:
         self.last_print = 0.0
 
     def progress(self, event: ProgressEvent) -> None:
-        if self.quiet:
+        # the perturbation is reported inside the writing step (one line, counted by the
+        # images written), not as a second line alternating with it every batch
+        if self.quiet or event.stage in INTERLEAVED:
             return
         now = time.monotonic()
         finished = event.total > 0 and event.done >= event.total
@@ -262,7 +265,7 @@ class ProgressPrinter:
         if not finished and now - self.last_print < interval:
             return
         self.last_print = now
-        title = STAGE_TITLES.get(event.stage, event.stage)
+        title = STEP_TITLES.get(event.stage, event.stage)
         width = 28
         frac = event.done / event.total if event.total else 1.0
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))

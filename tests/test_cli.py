@@ -90,3 +90,22 @@ def test_a_three_class_folder_protects_at_defaults_from_the_cli(tmp_path: Path) 
                  "--quiet"])
     assert code == 0
     assert json.loads((out / "manifest.json").read_text())["label_shift"] == 1
+
+
+def test_perturbing_and_writing_print_as_one_step() -> None:
+    """The engine reports the perturbation and the writing batch by batch; the CLI prints
+    them as one "Protecting images" step counted by images written, not two lines taking
+    turns."""
+    import io
+
+    from dune_gui.cli import ProgressPrinter
+    from dune_gui.engine import ProgressEvent
+
+    out = io.StringIO()
+    printer = ProgressPrinter(out, quiet=False)
+    for done in (64, 128):
+        printer.progress(ProgressEvent("spatial", done, 128, ""))
+        printer.progress(ProgressEvent("export", done, 128, ""))
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.startswith("Protecting images") for line in lines)
+    assert "128/128" in lines[-1]

@@ -31,9 +31,11 @@ from .pipeline import PreviewImage, ProtectResult, preview, protect
 from .presets import DEFAULT_PRESET, PRESETS, Preset, preset_of
 from .profile import MANIFEST_NAME, ProfileMismatch
 from .progress import (
+    INTERLEAVED,
     PROTECT_STAGES,
     STAGE_TITLES,
     STAGES,
+    STEP_TITLES,
     VERIFY_STAGES,
     Cancelled,
     CancelToken,
@@ -57,6 +59,7 @@ __all__ = [
     "DEFAULTS",
     "DEFAULT_PRESET",
     "DEFENCES",
+    "INTERLEAVED",
     "MANIFEST_NAME",
     "PEERS",
     "PRESETS",
@@ -65,6 +68,7 @@ __all__ = [
     "SETTINGS_BY_NAME",
     "STAGES",
     "STAGE_TITLES",
+    "STEP_TITLES",
     "USER_ERRORS",
     "VERIFY_STAGES",
     "CancelToken",

@@ -29,6 +29,11 @@ PROTECT_STAGES = (Stage("scan", "Scanning"), Stage("surrogates", "Training surro
 VERIFY_STAGES = (Stage("verify", "Training victims"),)
 STAGES: tuple[Stage, ...] = PROTECT_STAGES + VERIFY_STAGES
 STAGE_TITLES: dict[str, str] = {s.name: s.title for s in STAGES}
+# A protect run perturbs and writes batch by batch: to a person that is one step, counted by
+# the images written. The stages in INTERLEAVED report inside that step (their events only
+# refresh the time left); STEP_TITLES names the steps a person sees.
+INTERLEAVED: frozenset[str] = frozenset({"spatial"})
+STEP_TITLES: dict[str, str] = {**STAGE_TITLES, "export": "Protecting images"}
 
 
 class Cancelled(Exception):

@@ -42,9 +42,10 @@ from PySide6.QtWidgets import (
 
 from .. import APP_NAME, __version__
 from ..engine import (
+    INTERLEAVED,
     MANIFEST_NAME,
     PROTECT_STAGES,
-    STAGE_TITLES,
+    STEP_TITLES,
     EvaluateConfig,
     EvaluationReport,
     PreviewImage,
@@ -63,11 +64,7 @@ from .settings_panel import SettingsPanel
 from .tasks import EngineTask
 
 MAX_RECENT = 8
-# The engine perturbs and writes batch by batch: to a person that is one step, counted by
-# the images written (the perturbation's events only refresh the time left).
-INTERLEAVED = frozenset({"spatial"})
 STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
-STEP_TITLES = {**STAGE_TITLES, "export": "Protecting images"}
 
 
 def eta_text(stage_eta: float, run_eta: float, stage_finished: bool) -> str:
