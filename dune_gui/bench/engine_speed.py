@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from dune_gui.engine import ProtectConfig, protect, scan_folder
+from dune_gui.engine.config import resolve_surrogate_epochs
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10" / "train"
 
@@ -58,12 +59,17 @@ def main() -> None:
         start = time.monotonic()
         result = protect(config)
         wall = time.monotonic() - start
+        manifest = json.loads(result.manifest_path.read_text())
+    epochs, working_size = manifest["surrogates"]["epochs"], manifest["working_size"]
     t = result.timings
     k = len(result.classes)
+    archs = len(config.architectures)
+    # the folder of `full` images trains its surrogates its own number of epochs (auto)
+    full_epochs = resolve_surrogate_epochs(config.epochs, full, working_size)
+    training_rate = n * epochs * archs / t["surrogates"]
     rates = {
         "scan (decode at working size)": n / t["scan"],
-        "surrogate training (image-epochs/s, all architectures)":
-            n * config.epochs * len(config.architectures) / t["surrogates"],
+        "surrogate training (image-epochs/s, all architectures)": training_rate,
         "colour search (images scored/s)":
             k * min(config.colour_sample, n // k) * config.particles
             * (config.iterations + 1) / t["colour"],
@@ -71,7 +77,7 @@ def main() -> None:
         "spatial PGD (images/s)": n / t["spatial"],
         "export (images/s)": n / t["export"],
     }
-    projected = (t["scan"] * full / n + t["surrogates"] * full / n + t["colour"]
+    projected = (t["scan"] * full / n + full * full_epochs * archs / training_rate + t["colour"]
                  + (t["spatial"] + t["export"]) * full / n)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -80,7 +86,8 @@ def main() -> None:
         "settings": f"eps {config.eps * 255:g}/255, step {config.step_size * 255:g}/255, "
                     f"T={config.steps}, ensemble {'+'.join(config.architectures)} x "
                     f"{config.checkpoints} checkpoints (M={config.ensemble_size}), "
-                    f"{config.epochs} epochs, PSO {config.particles}x{config.iterations}",
+                    f"{epochs} epochs ({full_epochs} for {full}), "
+                    f"PSO {config.particles}x{config.iterations}",
         "seconds": {k2: round(v, 2) for k2, v in t.items()}, "wall_s": round(wall, 1),
         "rates": {k2: round(v, 2) for k2, v in rates.items()},
         "projected_full_folder_s": round(projected), "full_folder_images": full,

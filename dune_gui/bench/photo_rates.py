@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from dune_gui.engine.colour import colour_objective, offset_values
-from dune_gui.engine.config import DEFAULTS
+from dune_gui.engine.config import DEFAULTS, resolve_surrogate_epochs
 from dune_gui.engine.data import decode_full, decode_working, photo_resolution, scan_folder
 from dune_gui.engine.export import compose, export_image
 from dune_gui.engine.models import build_model
@@ -73,6 +73,7 @@ def main() -> None:
             paths.append(target)
     side, photo_size = photo_resolution(paths, cfg.max_pixels, on_gpu=False)
     size = args.working_size or photo_size or side
+    epochs = resolve_surrogate_epochs(cfg.epochs, args.project, size)
     k = len(scan.classes)
     out: dict[str, object] = {"photos": str(args.photos), "resized_to": args.resize,
                               "sample": len(items),
@@ -99,7 +100,7 @@ def main() -> None:
         # out (three times in fifteen epochs)
         _, seconds = timed(lambda epoch=epoch: epoch(recalibrate=False))
         epoch_rates.append(len(items) / seconds)
-        keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)  # same weights, same cost
+        keep = checkpoint_epochs(epochs, cfg.checkpoints)  # same weights, same cost
         members += members_from_checkpoints(arch, dict.fromkeys(keep, result.checkpoints[1]),
                                             k, size, CPU)
     ensemble = Ensemble(members, CPU)
@@ -140,7 +141,7 @@ def main() -> None:
     n = args.project
     projected = {
         "scan": n / rates["decode at working size (photos/s)"],
-        "surrogates": n * cfg.epochs / rates[
+        "surrogates": n * epochs / rates[
             "surrogate training (image-epochs/s, all architectures)"],
         "colour": 10 * colour_class_s,
         "spatial": n / rates["spatial PGD (photos/s)"],

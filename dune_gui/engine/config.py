@@ -100,6 +100,14 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
     "strong": ColourConstraints(psnr_min=20.0, ssim_min=0.8, delta_e_max=20.0),
 }
 
+# Surrogate epochs at auto (resolve_surrogate_epochs): at least the minimum; for small
+# images as many as it takes to see SURROGATE_IMAGE_PASSES images (2,000 CIFAR images: 60
+# epochs), never more than the maximum.
+MIN_SURROGATE_EPOCHS = 15
+MAX_SURROGATE_EPOCHS = 60
+SURROGATE_IMAGE_PASSES = 120_000
+SMALL_WORKING_SIZE = 64
+
 ARCHITECTURE_NAMES = ("fast", "vgg", "resnet18", "mobilenet", "small", "lite0", "lite2")
 
 
@@ -159,9 +167,15 @@ class ProtectConfig:
         3, "Checkpoints each", "checkpoints kept per architecture, spread over training; "
         "each is one more ensemble member (time grows with the count)", "ensemble", "int",
         minimum=1, maximum=50, cli="--checkpoints")
+    # Auto trains small folders of small images longer: a surrogate that has seen too few
+    # images in all is a weak one, and a weak surrogate makes a weak perturbation
+    # (docs/research-log.md, ninth session).
     epochs: int = setting(
-        15, "Training epochs", "training epochs of each surrogate; trained once per folder "
-        "and cached", "ensemble", "int", minimum=1, maximum=1000, cli="--epochs")
+        0, "Training epochs", "training epochs of each surrogate; 0 = auto: 15, more for a "
+        "small folder of small images so every surrogate sees enough images in all; more "
+        "protect more and cost proportionally more time; trained once per folder and "
+        "cached", "ensemble", "int", minimum=0, maximum=1000, cli="--epochs",
+        zero_means="auto")
     surrogate_files: tuple[str, ...] = setting(
         None, "Surrogate files", "extra surrogates: state dicts, TorchScript or ONNX files "
         "(never unpickled code); ONNX joins the colour search only", "ensemble", "files",
@@ -267,7 +281,7 @@ class ProtectConfig:
         problems = [p for s in SETTINGS if (p := s.check(getattr(self, s.name))) is not None]
         if 0 < self.working_size < 8:
             problems.append("working size must be 0 (auto) or at least 8 pixels")
-        if self.checkpoints > self.epochs:
+        if self.checkpoints > (self.epochs or MIN_SURROGATE_EPOCHS):
             problems.append("cannot keep more checkpoints than there are epochs")
         if not self.architectures and not self.surrogate_files:
             problems.append("the ensemble is empty: choose an architecture or a surrogate file")
@@ -351,6 +365,19 @@ SETTINGS: tuple[Setting, ...] = tuple(
     for f in dataclasses.fields(ProtectConfig) if "setting" in f.metadata)
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
+
+
+def resolve_surrogate_epochs(epochs: int, images: int, working_size: int) -> int:
+    """The surrogate training epochs actually used: `epochs`, or with 0 (auto) enough for
+    SURROGATE_IMAGE_PASSES images seen in all, between MIN_ and MAX_SURROGATE_EPOCHS, for
+    images worked at up to SMALL_WORKING_SIZE px; photos (measured only at the minimum, and
+    16x the cost per pass at 128 px) get the minimum."""
+    if epochs:
+        return epochs
+    if working_size > SMALL_WORKING_SIZE or images <= 0:
+        return MIN_SURROGATE_EPOCHS
+    wanted = -(-SURROGATE_IMAGE_PASSES // images)
+    return max(MIN_SURROGATE_EPOCHS, min(MAX_SURROGATE_EPOCHS, wanted))
 
 
 def resolve_label_shift(offset: int, num_classes: int) -> int:

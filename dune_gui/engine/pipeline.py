@@ -115,6 +115,7 @@ def protect(
                 config.uses_colour and profile.colour_offsets(classes) is None)):
             raise FolderError(shard_needs_profile(config.output_dir))
         run.choose_working_size(scan, profile)
+        run.choose_surrogate_epochs(scan, profile)
         folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile),
                              shard)
         skipped = folder.skipped
@@ -134,7 +135,8 @@ def protect(
         content = ProfileContent(
             config, str(run.device), classes, shift, folder.targets, offsets,
             [m.name for m in built.ensemble.members], built.cache_keys,
-            profile.created if profile is not None else None, run.working_size)
+            profile.created if profile is not None else None, run.working_size,
+            run.surrogate_epochs)
         writer = ManifestWriter(content, records, shard)  # writes a new profile's manifest
         if profile_only:
             run.reporter.info(f"protection profile written to {writer.path}; protect the "
@@ -199,6 +201,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
     run = Run.start(config, Reporter(progress, log, cancel))
     scan, shift = list_classes(config)
     run.choose_working_size(scan, None)
+    run.choose_surrogate_epochs(scan, None)
     folder = read_folder(run, scan, shift, None, lambda: False)
     built = build_ensemble(run, folder, None)
     offsets = find_colour_offsets(run, folder, built, None)

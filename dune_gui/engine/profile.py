@@ -76,6 +76,14 @@ class Profile:
         return self.manifest.get("created")
 
     @property
+    def surrogate_epochs(self) -> int:
+        """The epochs its surrogates were trained (0: not recorded)."""
+        recorded = self.manifest.get("surrogates", {}).get("epochs")
+        if recorded:
+            return int(recorded)
+        return int(self.manifest.get("config", {}).get("method", {}).get("epochs") or 0)
+
+    @property
     def cache_keys(self) -> list[str]:
         return list(self.manifest.get("surrogates", {}).get("cache_keys") or [])
 
@@ -122,6 +130,9 @@ def open_profile(config: ProtectConfig, classes: list[str], reporter: Reporter
     k = len(classes)
     theirs = comparable_method(theirs, k)
     ours = comparable_method(json.loads(json.dumps(config.method_dict())), k)
+    if not ours.get("epochs") and "epochs" in theirs:
+        # auto extends a profile with the surrogates it was trained with, whatever their epochs
+        ours["epochs"] = theirs["epochs"]
     diff = sorted(key for key in set(theirs) | set(ours) if theirs.get(key) != ours.get(key))
     if diff:
         raise ProfileMismatch(
@@ -156,6 +167,7 @@ class ProfileContent:
     cache_keys: list[str]
     created: str | None = None
     working_size: int = 32  # as used (the setting may say 0, auto)
+    surrogate_epochs: int = 0  # as used (the setting may say 0, auto)
 
 
 def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> dict[str, Any]:
@@ -177,7 +189,8 @@ def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> d
         "colour_offsets": {name: [float(v) for v in content.offsets[i].tolist()]
                            for i, name in enumerate(classes)},
         "eps": cfg.eps if cfg.uses_spatial else 0.0,
-        "surrogates": {"members": content.members, "cache_keys": content.cache_keys},
+        "surrogates": {"members": content.members, "cache_keys": content.cache_keys,
+                       "epochs": content.surrogate_epochs},
         "images": [records[k].to_json() for k in sorted(records)],
     }
 

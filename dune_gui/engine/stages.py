@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .colour import ColourOffsetSearch, describe_offset, offset_values
-from .config import ProtectConfig
+from .config import MIN_SURROGATE_EPOCHS, ProtectConfig, resolve_surrogate_epochs
 from .data import (
     FolderError,
     FolderScan,
@@ -77,12 +77,29 @@ class Run:
     device: torch.device
     cache_dir: Path
     working_size: int = 32  # the resolution the surrogates work at (auto resolved)
+    surrogate_epochs: int = MIN_SURROGATE_EPOCHS  # their training epochs (auto resolved)
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def start(cls, config: ProtectConfig, reporter: Reporter) -> Run:
         return cls(config, reporter, resolve_device(config.device),
-                   config.cache_dir or default_cache_dir(), config.working_size)
+                   config.cache_dir or default_cache_dir(), config.working_size,
+                   config.epochs or MIN_SURROGATE_EPOCHS)
+
+    def choose_surrogate_epochs(self, scan: FolderScan, profile: Profile | None) -> int:
+        """`epochs`, or with 0 (auto): what a profile being extended was trained with (its
+        surrogates are reused), else from the folder's size (resolve_surrogate_epochs).
+        Call after choose_working_size."""
+        if self.config.epochs:
+            self.surrogate_epochs = self.config.epochs
+        elif profile is not None and profile.surrogate_epochs:
+            self.surrogate_epochs = profile.surrogate_epochs
+        else:
+            self.surrogate_epochs = resolve_surrogate_epochs(0, len(scan.items),
+                                                             self.working_size)
+            self.reporter.info(f"surrogates train {self.surrogate_epochs} epochs "
+                               f"({len(scan.items)} images)")
+        return self.surrogate_epochs
 
     def choose_working_size(self, scan: FolderScan, profile: Profile | None) -> int:
         """`working_size`, or with 0 (auto): the size a profile being extended was worked
@@ -251,10 +268,10 @@ def surrogate_keys(run: Run, folder: FolderData, profile: Profile | None) -> lis
     config = run.config
     if profile is not None and profile.cache_keys:
         return profile.cache_keys
-    keep = checkpoint_epochs(config.epochs, config.checkpoints)
+    keep = checkpoint_epochs(run.surrogate_epochs, config.checkpoints)
     fingerprint = folder.fingerprint()
     return [cache_key(fingerprint, arch, len(folder.classes), run.working_size,
-                      config.epochs, keep, config.seed, config.train_batch_size,
+                      run.surrogate_epochs, keep, config.seed, config.train_batch_size,
                       config.learning_rate) for arch in config.architectures]
 
 
@@ -262,7 +279,7 @@ def surrogates_cached(run: Run, profile: Profile | None) -> bool:
     """Every checkpoint the profile's surrogates need is still in the cache."""
     if profile is None or not profile.cache_keys:
         return False
-    keep = checkpoint_epochs(run.config.epochs, run.config.checkpoints)
+    keep = checkpoint_epochs(run.surrogate_epochs, run.config.checkpoints)
     for key in profile.cache_keys:
         cached = load_cached(surrogate_cache_path(run.cache_dir, key))
         if cached is None or not all(e in cached for e in keep):
@@ -274,7 +291,8 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
     cfg, rep = run.config, run.reporter
     start = time.monotonic()
     k = len(folder.classes)
-    keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)
+    epochs = run.surrogate_epochs
+    keep = checkpoint_epochs(epochs, cfg.checkpoints)
     keys = surrogate_keys(run, folder, profile)
     complete = len(folder.working) == len(folder.scan.items)
     images = labels = None
@@ -282,12 +300,12 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
         images = torch.stack([folder.working[item.rel] for item in folder.scan.items])
         labels = torch.tensor([item.label for item in folder.scan.items], dtype=torch.long)
     steps_per_epoch = -(-len(folder.working) // cfg.train_batch_size)
-    per_arch = cfg.epochs * max(1, steps_per_epoch)
+    per_arch = epochs * max(1, steps_per_epoch)
     total = per_arch * len(cfg.architectures)
     members: list[SurrogateMember] = []
     for i, (arch, key) in enumerate(zip(cfg.architectures, keys, strict=True)):
         ckpts = obtain_checkpoints(
-            arch, images, labels, key, run.cache_dir, k, run.working_size, cfg.epochs, keep,
+            arch, images, labels, key, run.cache_dir, k, run.working_size, epochs, keep,
             cfg.seed + 1000 * i, cfg.train_batch_size, cfg.learning_rate, run.device, rep,
             i * per_arch, total)
         members += members_from_checkpoints(arch, {e: ckpts[e] for e in keep}, k,
@@ -309,7 +327,7 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
     for surrogates or offsets already cached, only the images not yet protected."""
     cfg = run.config
     keys = surrogate_keys(run, folder, profile)
-    keep = checkpoint_epochs(cfg.epochs, cfg.checkpoints)
+    keep = checkpoint_epochs(run.surrogate_epochs, cfg.checkpoints)
     pixels = (run.working_size / 32) ** 2
     trained = [key for key in keys
                if not surrogate_cache_path(run.cache_dir, key).exists()]
@@ -322,7 +340,7 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
                    or colour_cache_path(run, folder, keys).exists())
     per_class = min(cfg.colour_sample, max(folder.scan.counts()))
     units = {
-        "surrogates": surrogate_units(cfg.epochs, n, len(trained), pixels),
+        "surrogates": surrogate_units(run.surrogate_epochs, n, len(trained), pixels),
         "colour": 0.0 if colour_done else colour_units(
             len(folder.classes), cfg.iterations, cfg.particles, per_class, members,
             2 if cfg.grey_robust else 1, pixels),

@@ -342,3 +342,26 @@ def test_a_perceptual_budget_keeps_each_pixel_within_its_noticeable_change(
         flat += change[bound < np.median(bound)].mean()
         textured += change[bound >= np.median(bound)].mean()
     assert textured > flat  # the perturbation goes where the picture can hide it
+
+
+def test_auto_epochs_resolve_from_the_folder_and_extend_any_profile(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    """Auto records the epochs it resolved; a later run at auto extends a profile trained
+    with an explicit count (an older manifest) without retraining or a mismatch."""
+    from dune_gui.engine.config import resolve_surrogate_epochs
+
+    auto = tmp_path / "auto"
+    protect(_config(labeled_folder, auto, epochs=0, mode="spatial"))
+    recorded = json.loads((auto / "manifest.json").read_text())["surrogates"]["epochs"]
+    assert recorded == resolve_surrogate_epochs(0, 18, 32)
+    explicit = tmp_path / "explicit"
+    protect(_config(labeled_folder, explicit, epochs=2, mode="spatial"))
+    new = labeled_folder / "bird" / "extra.png"  # the folder grows
+    Image.new("RGB", (32, 32), (90, 120, 30)).save(new)
+    logs: list[str] = []
+    again = protect(_config(labeled_folder, explicit, epochs=0, mode="spatial"),
+                    log=lambda e: logs.append(e.message))
+    assert again.protected == 1 and again.reused == 18
+    assert any("loaded 1 checkpoints from cache" in m for m in logs)
+    manifest = json.loads((explicit / "manifest.json").read_text())
+    assert manifest["surrogates"]["epochs"] == 2

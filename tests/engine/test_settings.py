@@ -85,3 +85,28 @@ def test_the_cli_reference_lists_every_option_of_the_table() -> None:
     missing = [s.cli for s in SETTINGS if s.cli and f"`{s.cli}" not in doc]
     assert not missing, f"docs/cli.md lacks {missing}"
     assert options_table() in doc, "docs/cli.md's option table is stale: regenerate it"
+
+
+def test_auto_surrogate_epochs_train_small_folders_of_small_images_longer() -> None:
+    from dune_gui.engine.config import (
+        MAX_SURROGATE_EPOCHS,
+        MIN_SURROGATE_EPOCHS,
+        SURROGATE_IMAGE_PASSES,
+        resolve_surrogate_epochs,
+    )
+
+    assert ProtectConfig(input_dir=Path("."), output_dir=Path(".")).epochs == 0  # auto
+    assert resolve_surrogate_epochs(7, 2000, 32) == 7  # an explicit count is kept
+    # auto: every surrogate sees at least SURROGATE_IMAGE_PASSES images, within the bounds
+    for n in (10, 500, 2000, 3000, 10_000, 50_000):
+        epochs = resolve_surrogate_epochs(0, n, 32)
+        assert MIN_SURROGATE_EPOCHS <= epochs <= MAX_SURROGATE_EPOCHS
+        assert n * epochs >= SURROGATE_IMAGE_PASSES or epochs == MAX_SURROGATE_EPOCHS
+        assert n * (epochs - 1) < SURROGATE_IMAGE_PASSES or epochs == MIN_SURROGATE_EPOCHS
+    assert resolve_surrogate_epochs(0, 50_000, 32) == MIN_SURROGATE_EPOCHS
+    # photos keep the minimum: each pass costs (size / 32)^2 as much
+    assert resolve_surrogate_epochs(0, 500, 128) == MIN_SURROGATE_EPOCHS
+    # more checkpoints than the auto minimum is refused up front
+    with pytest.raises(ValueError, match="checkpoints"):
+        ProtectConfig(input_dir=Path("."), output_dir=Path("."),
+                      checkpoints=MIN_SURROGATE_EPOCHS + 1)
