@@ -101,11 +101,12 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
 }
 
 # Surrogate epochs at auto (resolve_surrogate_epochs): at least the minimum; for small
-# images as many as it takes to see SURROGATE_IMAGE_PASSES images (2,000 CIFAR images: 60
-# epochs), never more than the maximum.
+# images as many as it takes to see SURROGATE_IMAGE_PASSES images (2,000 CIFAR images: 30
+# epochs), never more than the maximum: on 2,000 CIFAR images 30 epochs made a stronger
+# perturbation than 15 and than 60 (docs/research-log.md, ninth session).
 MIN_SURROGATE_EPOCHS = 15
-MAX_SURROGATE_EPOCHS = 60
-SURROGATE_IMAGE_PASSES = 120_000
+MAX_SURROGATE_EPOCHS = 30
+SURROGATE_IMAGE_PASSES = 60_000
 SMALL_WORKING_SIZE = 64
 
 ARCHITECTURE_NAMES = ("fast", "vgg", "resnet18", "mobilenet", "small", "lite0", "lite2")
@@ -116,8 +117,10 @@ class ProtectConfig:
     input_dir: Path
     output_dir: Path
     mode: str = setting(
-        "dune", "Mode", "dune: both branches (the method); spatial or colour: one branch "
-        "alone, the paper's ablations (at the visible levels each is weaker than both)",
+        "spatial", "Mode", "dune: both branches, the published method (the Standard and "
+        "Strong levels); spatial: the perturbation alone (the Invisible level, where a colour "
+        "shift faint enough not to be seen added no protection); colour: the colour branch "
+        "alone (an ablation)",
         "method", "choice", choices=MODES, cli="--mode")
     # Spatial branch (L-inf PGD), in 0..1 units.
     eps: float = setting(

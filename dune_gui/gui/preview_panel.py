@@ -59,6 +59,8 @@ def difference_view(original: np.ndarray, protected: np.ndarray) -> tuple[np.nda
 
 
 def describe_colour(offset: np.ndarray) -> str:
+    if not np.any(offset):
+        return "No colour shift: the perturbation alone protects"
     if offset.size == 3:
         return f"Colour offset ({', '.join(f'{v * 255:+.1f}' for v in offset)}) /255"
     grid = round(math.sqrt(offset.size / 3))

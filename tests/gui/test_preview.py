@@ -44,6 +44,8 @@ def test_a_colour_field_is_described_and_shown_point_by_point() -> None:
     values = np.array([0.1, -0.1, 0.0, 0.2,  # red at the four corners, then green, blue
                        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -0.2])
     assert describe_colour(values) == "Colour field, 2 x 2 points from -51.0 to +51.0 /255"
+    # a level (or mode) without the colour branch says so instead of describing zeros
+    assert describe_colour(np.zeros(12)).startswith("No colour shift")
     field = np.zeros((5, 4, 3), dtype=np.float32)
     field[0, 0] = (0.1, 0.0, 0.0)
     field[4, 3] = (0.2, 0.0, -0.2)
