@@ -70,15 +70,16 @@ def main() -> None:
     rates = {
         "scan (decode at working size)": n / t["scan"],
         "surrogate training (image-epochs/s, all architectures)": training_rate,
-        "colour search (images scored/s)":
-            k * min(config.colour_sample, n // k) * config.particles
-            * (config.iterations + 1) / t["colour"],
-        "colour search (classes/s)": k / t["colour"],
         "spatial PGD (images/s)": n / t["spatial"],
         "export (images/s)": n / t["export"],
     }
-    projected = (t["scan"] * full / n + full * full_epochs * archs / training_rate + t["colour"]
-                 + (t["spatial"] + t["export"]) * full / n)
+    if "colour" in t:  # levels without the colour branch skip its search
+        rates["colour search (images scored/s)"] = (
+            k * min(config.colour_sample, n // k) * config.particles
+            * (config.iterations + 1) / t["colour"])
+        rates["colour search (classes/s)"] = k / t["colour"]
+    projected = (t["scan"] * full / n + full * full_epochs * archs / training_rate
+                 + t.get("colour", 0.0) + (t["spatial"] + t["export"]) * full / n)
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
