@@ -67,6 +67,12 @@ MAX_RECENT = 8
 STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
 
 
+def steps_of(config: ProtectConfig) -> list[str]:
+    """The steps a person sees for a run with these settings: the colour search only where
+    the settings run it (the Invisible level does not)."""
+    return [s for s in STAGE_ORDER if s != "colour" or config.uses_colour]
+
+
 def eta_text(stage_eta: float, run_eta: float, stage_finished: bool) -> str:
     """The whole run's time left when the engine can estimate it, else this step's."""
     if run_eta == 0 or (run_eta < 0 and stage_finished):
@@ -92,6 +98,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 880)
         self.input_dir: Path | None = None
+        self.steps: list[str] = STAGE_ORDER  # of the current run (steps_of its settings)
         self.task: EngineTask | None = None
         self.last_result: ProtectResult | None = None
         self.last_error: str | None = None
@@ -298,6 +305,7 @@ class MainWindow(QMainWindow):
             return
         rels = self.folder_panel.selected_images() or None
         self._reset_bars()
+        self.steps = steps_of(config)
         self._run("preview", lambda p, log, c: preview(config, rels, 4, p, log, c),
                   self._preview_done)
 
@@ -326,6 +334,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc).capitalize())
             return
         self._reset_bars()
+        self.steps = steps_of(config)
         self._run("protect", lambda p, log, c: protect(config, p, log, c), self._protect_done)
 
     def _protect_done(self, result: ProtectResult) -> None:
@@ -404,8 +413,8 @@ class MainWindow(QMainWindow):
                 self.eta_label.setText(eta_text(eta, run_eta, False))
             return
         title = STEP_TITLES.get(stage, stage)
-        if stage in STAGE_ORDER:
-            title = f"Step {STAGE_ORDER.index(stage) + 1} of {len(STAGE_ORDER)}: {title}"
+        if stage in self.steps:
+            title = f"Step {self.steps.index(stage) + 1} of {len(self.steps)}: {title}"
         self.stage_label.setText(title)
         self.bar.setMaximum(max(total, 1))
         self.bar.setValue(min(done, max(total, 1)))

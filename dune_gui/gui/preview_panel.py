@@ -183,7 +183,10 @@ class PreviewPanel(QWidget):
         eps255 = image.eps * 255
         self.captions[1].setText(f"Spatial perturbation ×{1 / (2 * image.eps):.0f} "
                                  f"(±{eps255:g}/255 → black/white)")
-        self.captions[2].setText(f"{describe_colour(image.colour)}, ×{gain:.1f}")
+        colour_caption = describe_colour(image.colour)
+        if np.any(image.colour):  # the amplification only means something for a shift
+            colour_caption += f", ×{gain:.1f}"
+        self.captions[2].setText(colour_caption)
         before = int(np.argmax(image.prediction_before))
         after = int(np.argmax(image.prediction_after))
         self.info.setText(

@@ -121,3 +121,13 @@ def test_plain_path_drop_choose_protect_open(qtbot, window: MainWindow, tmp_path
     assert window.eta_label.text() == "done"
     window.open_output_button.click()
     assert opened == [QUrl.fromLocalFile(str(out))]
+
+
+def test_a_run_without_the_colour_branch_counts_three_steps(tmp_path: Path) -> None:
+    from dune_gui.engine import ProtectConfig
+    from dune_gui.gui.main_window import steps_of
+
+    spatial = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o", mode="spatial")
+    both = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o", mode="dune")
+    assert steps_of(spatial) == ["scan", "surrogates", "export"]
+    assert steps_of(both) == ["scan", "surrogates", "colour", "export"]
