@@ -79,6 +79,10 @@ class Run:
     working_size: int = 32  # the resolution the surrogates work at (auto resolved)
     surrogate_epochs: int = MIN_SURROGATE_EPOCHS  # their training epochs (auto resolved)
     timings: dict[str, float] = field(default_factory=dict)
+    # checkpoints already read from the cache by surrogates_cached, by cache key, so that
+    # build_ensemble does not read the same files again
+    loaded_checkpoints: dict[str, dict[int, dict[str, torch.Tensor]]] = field(
+        default_factory=dict)
 
     @classmethod
     def start(cls, config: ProtectConfig, reporter: Reporter) -> Run:
@@ -284,6 +288,7 @@ def surrogates_cached(run: Run, profile: Profile | None) -> bool:
         cached = load_cached(surrogate_cache_path(run.cache_dir, key))
         if cached is None or not all(e in cached for e in keep):
             return False
+        run.loaded_checkpoints[key] = cached
     return True
 
 
@@ -307,7 +312,7 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
         ckpts = obtain_checkpoints(
             arch, images, labels, key, run.cache_dir, k, run.working_size, epochs, keep,
             cfg.seed + 1000 * i, cfg.train_batch_size, cfg.learning_rate, run.device, rep,
-            i * per_arch, total)
+            i * per_arch, total, loaded=run.loaded_checkpoints.pop(key, None))
         members += members_from_checkpoints(arch, {e: ckpts[e] for e in keep}, k,
                                             run.working_size, run.device)
     rep.stage("surrogates", total, total, "ensemble ready")

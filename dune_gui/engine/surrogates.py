@@ -160,10 +160,12 @@ def obtain_checkpoints(
     cache_dir: Path, num_classes: int, working_size: int, epochs: int, keep: list[int],
     seed: int, batch_size: int, learning_rate: float, device: torch.device,
     reporter: Reporter, progress_offset: int, progress_total: int,
+    loaded: dict[int, dict[str, torch.Tensor]] | None = None,
 ) -> dict[int, dict[str, torch.Tensor]]:
-    """Checkpoints from the cache, or from training (then cached)."""
+    """Checkpoints from the cache (`loaded`: already read from it), or from training
+    (then cached)."""
     path = surrogate_cache_path(cache_dir, key)
-    cached = load_cached(path)
+    cached = loaded if loaded is not None else load_cached(path)
     if cached is not None and all(e in cached for e in keep):
         reporter.info(f"surrogate {arch}: loaded {len(keep)} checkpoints from cache")
         return cached

@@ -365,3 +365,26 @@ def test_auto_epochs_resolve_from_the_folder_and_extend_any_profile(
     assert any("loaded 1 checkpoints from cache" in m for m in logs)
     manifest = json.loads((explicit / "manifest.json").read_text())
     assert manifest["surrogates"]["epochs"] == 2
+
+
+def test_extending_a_profile_reads_each_cached_surrogate_once(
+        labeled_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking that the profile's surrogates are still cached reads them; building the
+    ensemble then uses those checkpoints instead of reading the files again."""
+    from dune_gui.engine import stages, surrogates
+
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out, mode="spatial"))
+    Image.new("RGB", (32, 32), (90, 120, 30)).save(labeled_folder / "bird" / "extra.png")
+    reads: list[Path] = []
+    real = surrogates.load_cached
+
+    def counting(path: Path) -> object:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(stages, "load_cached", counting)
+    monkeypatch.setattr(surrogates, "load_cached", counting)
+    again = protect(_config(labeled_folder, out, mode="spatial"))
+    assert again.protected == 1
+    assert len(reads) == 1  # one architecture, one read
