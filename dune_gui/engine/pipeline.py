@@ -37,7 +37,6 @@ from .stages import (
     plan_work,
     protect_images,
     read_folder,
-    shard_needs_profile,
     spatial_deltas,
     surrogates_cached,
 )
@@ -111,9 +110,6 @@ def protect(
         scan, shift = list_classes(config)
         classes = scan.classes
         profile = open_profile(config, classes, run.reporter)
-        if shard is not None and (profile is None or (
-                config.uses_colour and profile.colour_offsets(classes) is None)):
-            raise FolderError(shard_needs_profile(config.output_dir))
         run.choose_working_size(scan, profile)
         run.choose_surrogate_epochs(scan, profile)
         folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile),

@@ -29,6 +29,11 @@ MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifest write
 MANIFEST_INTERVAL_S = 10.0
 MANIFEST_VERSION = 1
+# Settings whose auto (0) a run resolves from the profile it extends when there is one
+# (Run.choose_working_size, Run.choose_surrogate_epochs): at auto they take the profile's
+# value, explicit or resolved, so a run at auto never mismatches on them. (The label
+# shift's auto is resolved from the classes instead, in comparable_method.)
+FOLLOWS_THE_PROFILE_AT_AUTO = ("working_size", "epochs")
 
 
 class ProfileMismatch(Exception):
@@ -130,9 +135,9 @@ def open_profile(config: ProtectConfig, classes: list[str], reporter: Reporter
     k = len(classes)
     theirs = comparable_method(theirs, k)
     ours = comparable_method(json.loads(json.dumps(config.method_dict())), k)
-    if not ours.get("epochs") and "epochs" in theirs:
-        # auto extends a profile with the surrogates it was trained with, whatever their epochs
-        ours["epochs"] = theirs["epochs"]
+    for name in FOLLOWS_THE_PROFILE_AT_AUTO:
+        if not ours.get(name) and name in theirs:
+            ours[name] = theirs[name]
     diff = sorted(key for key in set(theirs) | set(ours) if theirs.get(key) != ours.get(key))
     if diff:
         raise ProfileMismatch(

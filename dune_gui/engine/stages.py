@@ -195,6 +195,11 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
     start = time.monotonic()
     assigned = None if shard is None else frozenset(
         item.rel for position, item in enumerate(scan.items) if shard.takes(position))
+    need_all = profile is None or not cached_surrogates()
+    if shard is not None and (profile is None or need_all or (
+            cfg.uses_colour and profile.colour_offsets(scan.classes) is None)):
+        # checked before hashing the folder: a shard only ever extends a complete profile
+        raise FolderError(shard_needs_profile(cfg.output_dir))
     skipped = list(scan.skipped)
     digests: dict[str, str] = {}
     n = len(scan.items)
@@ -212,9 +217,6 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
             todo.append(item)
         if i % 64 == 0 or i == n - 1:
             rep.stage("scan", i + 1, 2 * n, "checking files")
-    need_all = profile is None or not cached_surrogates()
-    if shard is not None and need_all:
-        raise FolderError(shard_needs_profile(cfg.output_dir))
     if profile is not None and need_all:
         rep.warning("the cached surrogates of this profile are gone; they are retrained on "
                     "the folder as it is now")

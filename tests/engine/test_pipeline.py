@@ -305,6 +305,18 @@ def test_a_profile_with_an_explicit_shift_accepts_auto_when_it_resolves_the_same
     assert protect(_config(labeled_folder, out, label_offset=0)).reused == 18
 
 
+def test_a_run_at_auto_working_size_extends_a_profile_worked_at_an_explicit_size(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    """Like the surrogate epochs, an auto working size takes the size the profile was
+    worked at (not the one auto would choose for the folder) instead of a mismatch."""
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out, working_size=16, mode="spatial"))
+    Image.new("RGB", (32, 32), (90, 120, 30)).save(labeled_folder / "bird" / "extra.png")
+    again = protect(_config(labeled_folder, out, working_size=0, mode="spatial"))
+    assert again.protected == 1 and again.reused == 18
+    assert json.loads((out / "manifest.json").read_text())["working_size"] == 16
+
+
 def test_a_soft_colour_shift_never_clips_and_follows_one_field_per_class(
         labeled_folder: Path, tmp_path: Path) -> None:
     """With colour_headroom each pixel moves by field x (room to black or white): no pixel
