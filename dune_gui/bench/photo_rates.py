@@ -8,8 +8,9 @@ A full run on a CPU takes hours, so each stage is timed on a small real sample i
 with the engine's own functions and the default settings (working size as the app would
 choose it: 0 = auto), and the stages are scaled to `--project` photos in 10 classes:
 decoding at the working size, one surrogate epoch per default architecture, one
-colour-search objective call (the search makes classes x (iterations + 1) of them), one
-PGD batch, and the export of full-resolution photos (compose, PNG, perceptual measures).
+colour-search objective call (the search makes classes x (iterations + 1) of them; none at
+a level without colour search), one PGD batch, and the export of full-resolution photos
+(compose, PNG, perceptual measures).
 Not a test: numbers depend on the machine.
 """
 
@@ -109,16 +110,19 @@ def main() -> None:
         1 / sum(1 / r for r in epoch_rates))
 
     x = working.float().div(255.0)
-    sample = x[:min(cfg.colour_sample, len(items))]
-    objective = colour_objective(sample, 1, ensemble, cfg.colour, cfg.penalty_weight,
-                                 grey_view_weight=GREY_VIEW_WEIGHT if cfg.grey_robust else 0,
-                                 headroom=cfg.colour_headroom)
-    offsets = (torch.rand(cfg.particles, offset_values(cfg.colour_grid)) * 2 - 1) * 0.02
-    objective(offsets)  # warm-up
-    _, call_s = timed(lambda: objective(offsets))
-    call_s *= cfg.colour_sample / sample.shape[0]  # a full class sample
-    colour_class_s = (cfg.iterations + 1) * call_s
-    rates["colour search (s per class)"] = colour_class_s
+    colour_class_s = 0.0  # the default level may run no colour search
+    if cfg.uses_colour:
+        sample = x[:min(cfg.colour_sample, len(items))]
+        objective = colour_objective(
+            sample, 1, ensemble, cfg.colour, cfg.penalty_weight,
+            grey_view_weight=GREY_VIEW_WEIGHT if cfg.grey_robust else 0,
+            headroom=cfg.colour_headroom)
+        offsets = (torch.rand(cfg.particles, offset_values(cfg.colour_grid)) * 2 - 1) * 0.02
+        objective(offsets)  # warm-up
+        _, call_s = timed(lambda: objective(offsets))
+        call_s *= cfg.colour_sample / sample.shape[0]  # a full class sample
+        colour_class_s = (cfg.iterations + 1) * call_s
+        rates["colour search (s per class)"] = colour_class_s
 
     batch = x[:min(cfg.batch_size, len(items))]
     attack = SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
