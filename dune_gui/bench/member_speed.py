@@ -1,7 +1,7 @@
-"""Benchmark: the default ensemble (fast + vgg x 3 checkpoints) with its batch norms folded
-into the convolutions (what the engine runs) against the same members unfolded, on the two
-stages that query it: one PGD batch and one colour-search objective call, at the default
-settings, alternating A and B in one run.
+"""Benchmark: the default ensemble (its architectures x its checkpoints) with its batch
+norms folded into the convolutions (what the engine runs) against the same members
+unfolded, on the two stages that query it: one PGD batch and one colour-search objective
+call, at the default settings, alternating A and B in one run.
 
     python -m dune_gui.bench.member_speed [--repeats 3] [--size 32]
 
@@ -31,7 +31,8 @@ CPU = torch.device("cpu")
 
 
 def default_ensemble(size: int, fold: Callable[[nn.Module], nn.Module]) -> Ensemble:
-    """Six members whose BN statistics are not the identity (as after training)."""
+    """The default members, with BN statistics that are not the identity (as after
+    training)."""
     surrogates.fuse_for_inference = fold  # what _prepare applies to each member
     members = []
     try:
@@ -41,8 +42,8 @@ def default_ensemble(size: int, fold: Callable[[nn.Module], nn.Module]) -> Ensem
                 for _ in range(3):
                     model(torch.rand(32, 3, size, size))
             state = model.state_dict()
-            members += members_from_checkpoints(arch, dict.fromkeys((1, 2, 3), state), 10,
-                                                size, CPU)
+            same = dict.fromkeys(range(1, DEFAULTS.checkpoints + 1), state)
+            members += members_from_checkpoints(arch, same, 10, size, CPU)
     finally:
         surrogates.fuse_for_inference = fuse_for_inference
     return Ensemble(members, CPU)

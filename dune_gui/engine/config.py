@@ -100,12 +100,14 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
     "strong": ColourConstraints(psnr_min=20.0, ssim_min=0.8, delta_e_max=20.0),
 }
 
-# Surrogate epochs at auto (resolve_surrogate_epochs): at least the minimum; for small
-# images as many as it takes to see SURROGATE_IMAGE_PASSES images (2,000 CIFAR images: 30
-# epochs), never more than the maximum: on 2,000 CIFAR images 30 epochs made a stronger
-# perturbation than 15 and than 60 (docs/research-log.md, ninth session).
-MIN_SURROGATE_EPOCHS = 15
+# Surrogate epochs at auto (resolve_surrogate_epochs): for small images as many as it
+# takes to see SURROGATE_IMAGE_PASSES images, within the bounds: on 2,000 CIFAR images 30
+# epochs made a stronger perturbation than 15 and than 60 (docs/research-log.md, ninth
+# session), and on 10,000 the 6 it takes protected as well as 15 in 40% of the time
+# (tenth session). Photos get PHOTO_SURROGATE_EPOCHS, the only count measured on them.
+MIN_SURROGATE_EPOCHS = 6
 MAX_SURROGATE_EPOCHS = 30
+PHOTO_SURROGATE_EPOCHS = 15
 SURROGATE_IMAGE_PASSES = 60_000
 SMALL_WORKING_SIZE = 64
 
@@ -166,17 +168,20 @@ class ProtectConfig:
         "members transfer better to unknown models and cost proportionally more time",
         "ensemble", "names", choices=ARCHITECTURE_NAMES, cli="--ensemble",
         default_factory=lambda: ("fast", "vgg"))
+    # Two, not three: four members protected as well as six on CIFAR (docs/performance.md,
+    # eighth and tenth sessions) in two thirds of the perturbation time.
     checkpoints: int = setting(
-        3, "Checkpoints each", "checkpoints kept per architecture, spread over training; "
+        2, "Checkpoints each", "checkpoints kept per architecture, spread over training; "
         "each is one more ensemble member (time grows with the count)", "ensemble", "int",
         minimum=1, maximum=50, cli="--checkpoints")
-    # Auto trains small folders of small images longer: a surrogate that has seen too few
-    # images in all is a weak one, and a weak surrogate makes a weak perturbation
-    # (docs/research-log.md, ninth session).
+    # Auto trains small folders of small images longer and large ones shorter: a surrogate
+    # that has seen too few images in all makes a weak perturbation, one trained far longer
+    # no stronger one (docs/research-log.md, ninth and tenth sessions).
     epochs: int = setting(
-        0, "Training epochs", "training epochs of each surrogate; 0 = auto: 15, more for a "
-        "small folder of small images so every surrogate sees enough images in all; more "
-        "protect more and cost proportionally more time; trained once per folder and "
+        0, "Training epochs", "training epochs of each surrogate; 0 = auto: for small "
+        f"images enough for every surrogate to see {SURROGATE_IMAGE_PASSES:,} images in all "
+        f"({MIN_SURROGATE_EPOCHS} to {MAX_SURROGATE_EPOCHS} epochs), for photos "
+        f"{PHOTO_SURROGATE_EPOCHS}; time grows in proportion; trained once per folder and "
         "cached", "ensemble", "int", minimum=0, maximum=1000, cli="--epochs",
         zero_means="auto")
     surrogate_files: tuple[str, ...] = setting(
@@ -373,12 +378,12 @@ DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
 def resolve_surrogate_epochs(epochs: int, images: int, working_size: int) -> int:
     """The surrogate training epochs actually used: `epochs`, or with 0 (auto) enough for
     SURROGATE_IMAGE_PASSES images seen in all, between MIN_ and MAX_SURROGATE_EPOCHS, for
-    images worked at up to SMALL_WORKING_SIZE px; photos (measured only at the minimum, and
-    16x the cost per pass at 128 px) get the minimum."""
+    images worked at up to SMALL_WORKING_SIZE px; photos (measured only at 15 epochs, and
+    16x the cost per pass at 128 px) get PHOTO_SURROGATE_EPOCHS."""
     if epochs:
         return epochs
     if working_size > SMALL_WORKING_SIZE or images <= 0:
-        return MIN_SURROGATE_EPOCHS
+        return PHOTO_SURROGATE_EPOCHS
     wanted = -(-SURROGATE_IMAGE_PASSES // images)
     return max(MIN_SURROGATE_EPOCHS, min(MAX_SURROGATE_EPOCHS, wanted))
 

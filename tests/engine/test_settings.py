@@ -91,6 +91,7 @@ def test_auto_surrogate_epochs_train_small_folders_of_small_images_longer() -> N
     from dune_gui.engine.config import (
         MAX_SURROGATE_EPOCHS,
         MIN_SURROGATE_EPOCHS,
+        PHOTO_SURROGATE_EPOCHS,
         SURROGATE_IMAGE_PASSES,
         resolve_surrogate_epochs,
     )
@@ -104,8 +105,10 @@ def test_auto_surrogate_epochs_train_small_folders_of_small_images_longer() -> N
         assert n * epochs >= SURROGATE_IMAGE_PASSES or epochs == MAX_SURROGATE_EPOCHS
         assert n * (epochs - 1) < SURROGATE_IMAGE_PASSES or epochs == MIN_SURROGATE_EPOCHS
     assert resolve_surrogate_epochs(0, 50_000, 32) == MIN_SURROGATE_EPOCHS
-    # photos keep the minimum: each pass costs (size / 32)^2 as much
-    assert resolve_surrogate_epochs(0, 500, 128) == MIN_SURROGATE_EPOCHS
+    assert resolve_surrogate_epochs(0, 10_000, 32) == 6  # CIFAR-10's training set
+    # photos get their own count, whatever the folder's size
+    for n in (500, 50_000):
+        assert resolve_surrogate_epochs(0, n, 128) == PHOTO_SURROGATE_EPOCHS
     # more checkpoints than the auto minimum is refused up front
     with pytest.raises(ValueError, match="checkpoints"):
         ProtectConfig(input_dir=Path("."), output_dir=Path("."),
