@@ -117,11 +117,13 @@ def test_auto_surrogate_epochs_train_small_folders_of_small_images_longer() -> N
 
 def test_the_defaults_are_the_default_level_and_every_level_sets_its_branches() -> None:
     """The CLI's and the settings file's defaults are the app's default level; choosing a
-    level after another always sets which branches run (a level never inherits the mode of
-    the one chosen before)."""
+    level after another always sets which branches run and how many members the ensemble
+    has (a level never inherits them from the one chosen before)."""
     from dune_gui.engine import DEFAULT_PRESET, DEFAULTS, PRESETS, preset_of
 
     assert preset_of(DEFAULTS.to_dict()) == DEFAULT_PRESET
     assert all("mode" in p.values for p in PRESETS.values())
     assert PRESETS["invisible"].values["mode"] == "spatial"
     assert {PRESETS[n].values["mode"] for n in ("standard", "strong")} == {"dune"}
+    # likewise the ensemble size each level was measured with
+    assert all("checkpoints" in p.values for p in PRESETS.values())
