@@ -17,12 +17,10 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
-from dune_gui.engine import surrogates
 from dune_gui.engine.colour import colour_objective
 from dune_gui.engine.config import DEFAULTS
-from dune_gui.engine.models import build_model, fuse_for_inference
+from dune_gui.engine.models import build_model
 from dune_gui.engine.spatial import PGD_SHIFT, SpatialPGD
 from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget
 from dune_gui.engine.surrogates import Ensemble, members_from_checkpoints
@@ -30,22 +28,18 @@ from dune_gui.engine.surrogates import Ensemble, members_from_checkpoints
 CPU = torch.device("cpu")
 
 
-def default_ensemble(size: int, fold: Callable[[nn.Module], nn.Module]) -> Ensemble:
+def default_ensemble(size: int, fold_batch_norms: bool) -> Ensemble:
     """The default members, with BN statistics that are not the identity (as after
     training)."""
-    surrogates.fuse_for_inference = fold  # what _prepare applies to each member
     members = []
-    try:
-        for arch in DEFAULTS.architectures:
-            model = build_model(arch, 10, size, torch.Generator().manual_seed(0)).train()
-            with torch.no_grad():
-                for _ in range(3):
-                    model(torch.rand(32, 3, size, size))
-            state = model.state_dict()
-            same = dict.fromkeys(range(1, DEFAULTS.checkpoints + 1), state)
-            members += members_from_checkpoints(arch, same, 10, size, CPU)
-    finally:
-        surrogates.fuse_for_inference = fuse_for_inference
+    for arch in DEFAULTS.architectures:
+        model = build_model(arch, 10, size, torch.Generator().manual_seed(0)).train()
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.rand(32, 3, size, size))
+        same = dict.fromkeys(range(1, DEFAULTS.checkpoints + 1), model.state_dict())
+        members += members_from_checkpoints(arch, same, 10, size, CPU,
+                                            fold_batch_norms=fold_batch_norms)
     return Ensemble(members, CPU)
 
 
@@ -61,8 +55,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     args = parser.parse_args()
     cfg, size = DEFAULTS, args.size
-    ensembles = {"unfolded": default_ensemble(size, lambda m: m),
-                 "folded": default_ensemble(size, fuse_for_inference)}
+    ensembles = {"unfolded": default_ensemble(size, fold_batch_norms=False),
+                 "folded": default_ensemble(size, fold_batch_norms=True)}
     sample = torch.rand(cfg.colour_sample, 3, size, size)
     offsets = (torch.rand(cfg.particles, 3 * cfg.colour_grid ** 2) * 2 - 1) * cfg.colour_init
     batch = torch.rand(cfg.batch_size, 3, size, size)

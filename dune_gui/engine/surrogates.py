@@ -187,19 +187,25 @@ def obtain_checkpoints(
 
 
 def members_from_checkpoints(arch: str, checkpoints: dict[int, dict[str, torch.Tensor]],
-                             num_classes: int, working_size: int, device: torch.device
-                             ) -> list[SurrogateMember]:
+                             num_classes: int, working_size: int, device: torch.device,
+                             *, fold_batch_norms: bool = True) -> list[SurrogateMember]:
+    """One frozen member per checkpoint. `fold_batch_norms=False` keeps each batch norm as
+    its own layer (the same function, slower; bench/member_speed.py compares the two)."""
     members = []
     for epoch in sorted(checkpoints):
         model = build_model(arch, num_classes, working_size)
         model.load_state_dict(checkpoints[epoch])
-        members.append(SurrogateMember(f"{arch}@{epoch}", _prepare(model, device), True))
+        members.append(SurrogateMember(f"{arch}@{epoch}",
+                                       _prepare(model, device, fold_batch_norms), True))
     return members
 
 
-def _prepare(model: nn.Module, device: torch.device) -> nn.Module:
+def _prepare(model: nn.Module, device: torch.device, fold_batch_norms: bool = True
+             ) -> nn.Module:
     # channels-last is faster for these convs on CPU (oneDNN) as well as on CUDA
-    model = fuse_for_inference(model.eval())
+    model = model.eval()
+    if fold_batch_norms:
+        model = fuse_for_inference(model)
     model.to(device=device, memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
