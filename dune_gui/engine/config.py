@@ -101,10 +101,10 @@ COLOUR_PRESETS: dict[str, ColourConstraints] = {
 }
 
 # Surrogate epochs at auto (resolve_surrogate_epochs): for small images as many as it
-# takes to see SURROGATE_IMAGE_PASSES images, within the bounds: on 2,000 CIFAR images 30
-# epochs made a stronger perturbation than 15 and than 60 (docs/research-log.md, ninth
-# session), and on 10,000 the 6 it takes protected as well as 15 in 40% of the time
-# (tenth session). Photos get PHOTO_SURROGATE_EPOCHS, the only count measured on them.
+# takes to see SURROGATE_IMAGE_PASSES images, within the bounds. A surrogate that has seen
+# far fewer makes a weaker perturbation, one trained far longer no stronger one, at a cost
+# that grows with the folder (docs/research-log.md, ninth and tenth sessions). Photos get
+# PHOTO_SURROGATE_EPOCHS, the only count measured on them.
 MIN_SURROGATE_EPOCHS = 6
 MAX_SURROGATE_EPOCHS = 30
 PHOTO_SURROGATE_EPOCHS = 15

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .colour import ColourOffsetSearch, describe_offset, offset_values
-from .config import MIN_SURROGATE_EPOCHS, ProtectConfig, resolve_surrogate_epochs
+from .config import ProtectConfig, resolve_surrogate_epochs
 from .data import (
     FolderError,
     FolderScan,
@@ -77,7 +77,7 @@ class Run:
     device: torch.device
     cache_dir: Path
     working_size: int = 32  # the resolution the surrogates work at (auto resolved)
-    surrogate_epochs: int = MIN_SURROGATE_EPOCHS  # their training epochs (auto resolved)
+    surrogate_epochs: int = 0  # their training epochs (auto resolved)
     timings: dict[str, float] = field(default_factory=dict)
     # checkpoints already read from the cache by surrogates_cached, by cache key, so that
     # build_ensemble does not read the same files again
@@ -88,7 +88,7 @@ class Run:
     def start(cls, config: ProtectConfig, reporter: Reporter) -> Run:
         return cls(config, reporter, resolve_device(config.device),
                    config.cache_dir or default_cache_dir(), config.working_size,
-                   config.epochs or MIN_SURROGATE_EPOCHS)
+                   config.epochs)
 
     def choose_surrogate_epochs(self, scan: FolderScan, profile: Profile | None) -> int:
         """`epochs`, or with 0 (auto): what a profile being extended was trained with (its
