@@ -62,6 +62,22 @@ def start_warm_up() -> threading.Thread:
     return thread
 
 
+def pretrained_weights_missing() -> str:
+    """The photo ensemble's pretrained weights that cannot be found ('' when all are)."""
+    from .engine.config import PHOTO_ENSEMBLE
+    from .engine.pretrained import weights_path
+    from .engine.surrogates import SurrogateError
+
+    missing = []
+    for name in PHOTO_ENSEMBLE:
+        try:
+            if not weights_path(name).is_file():
+                missing.append(name)
+        except SurrogateError as exc:
+            missing.append(f"{name} ({exc})")
+    return ", ".join(missing)
+
+
 def smoke_test(out: Path | None) -> int:
     """Self-check of an installed or bundled app: the real window, offscreen, protects the
     bundled sample folder with tiny settings and verifies what it wrote."""
@@ -111,6 +127,12 @@ def smoke_test(out: Path | None) -> int:
         ok = len(written) == expected == done and window.last_error is None
         print(f"smoke test: {len(written)} images written, {done} in the manifest, "
               f"{expected} expected -> {'OK' if ok else 'FAILED'}")
+        # photos are protected with pretrained surrogates at auto: their weights must
+        # have come along (a bundle collects them as data files)
+        missing = pretrained_weights_missing()
+        if missing:
+            print(f"smoke test: pretrained weights missing: {missing} -> FAILED")
+        ok = ok and not missing
         state["code"] = 0 if ok else 1
         app.quit()
 

@@ -63,9 +63,11 @@ def main() -> None:
     epochs, working_size = manifest["surrogates"]["epochs"], manifest["working_size"]
     t = result.timings
     k = len(result.classes)
-    archs = len(config.architectures)
+    architectures = manifest["surrogates"]["architectures"]
+    archs = len(architectures)
     # the folder of `full` images trains its surrogates its own number of epochs (auto)
-    full_epochs = resolve_surrogate_epochs(config.epochs, full, working_size)
+    full_epochs = resolve_surrogate_epochs(config.epochs, full, working_size,
+                                           tuple(architectures), config.checkpoints)
     training_rate = n * epochs * archs / t["surrogates"]
     rates = {
         "scan (decode at working size)": n / t["scan"],
@@ -85,8 +87,8 @@ def main() -> None:
                    f"{torch.get_num_threads()} threads",
         "device": result.device, "images": n, "classes": k,
         "settings": f"eps {config.eps * 255:g}/255, step {config.step_size * 255:g}/255, "
-                    f"T={config.steps}, ensemble {'+'.join(config.architectures)} x "
-                    f"{config.checkpoints} checkpoints (M={config.ensemble_size}), "
+                    f"T={config.steps}, ensemble {'+'.join(architectures)} x "
+                    f"{config.checkpoints} checkpoints (M={archs * config.checkpoints}), "
                     f"{epochs} epochs ({full_epochs} for {full}), "
                     f"PSO {config.particles}x{config.iterations}",
         "seconds": {k2: round(v, 2) for k2, v in t.items()}, "wall_s": round(wall, 1),

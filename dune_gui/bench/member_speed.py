@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from dune_gui.engine.colour import colour_objective
-from dune_gui.engine.config import DEFAULTS
+from dune_gui.engine.config import DEFAULTS, resolve_architectures
 from dune_gui.engine.models import build_model
 from dune_gui.engine.spatial import PGD_SHIFT, SpatialPGD
 from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget
@@ -32,7 +32,7 @@ def default_ensemble(size: int, fold_batch_norms: bool) -> Ensemble:
     """The default members, with BN statistics that are not the identity (as after
     training)."""
     members = []
-    for arch in DEFAULTS.architectures:
+    for arch in resolve_architectures(DEFAULTS.architectures, size):
         model = build_model(arch, 10, size, torch.Generator().manual_seed(0)).train()
         with torch.no_grad():
             for _ in range(3):

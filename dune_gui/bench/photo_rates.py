@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from dune_gui.engine.colour import colour_objective, offset_values
-from dune_gui.engine.config import DEFAULTS, resolve_surrogate_epochs
+from dune_gui.engine.config import DEFAULTS, resolve_architectures, resolve_surrogate_epochs
 from dune_gui.engine.data import decode_full, decode_working, photo_resolution, scan_folder
 from dune_gui.engine.export import compose, export_image
 from dune_gui.engine.models import build_model
@@ -74,7 +74,9 @@ def main() -> None:
             paths.append(target)
     side, photo_size = photo_resolution(paths, cfg.max_pixels, on_gpu=False)
     size = args.working_size or photo_size or side
-    epochs = resolve_surrogate_epochs(cfg.epochs, args.project, size)
+    architectures = resolve_architectures(cfg.architectures, size)
+    epochs = resolve_surrogate_epochs(cfg.epochs, args.project, size, architectures,
+                                      cfg.checkpoints)
     k = len(scan.classes)
     out: dict[str, object] = {"photos": str(args.photos), "resized_to": args.resize,
                               "sample": len(items),
@@ -88,7 +90,7 @@ def main() -> None:
 
     members = []
     epoch_rates = []
-    for i, arch in enumerate(cfg.architectures):
+    for i, arch in enumerate(architectures):
         def epoch(seed: int = i, arch: str = arch, recalibrate: bool = True):
             model = build_model(arch, k, size, torch.Generator().manual_seed(seed))
             return train_classifier(model, working, labels, 1,

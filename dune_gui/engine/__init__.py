@@ -7,10 +7,13 @@ from the engine). Qt-free.
 """
 
 from .config import (
+    AUTO_ENSEMBLE,
     COLOUR_PRESETS,
     DEFAULTS,
+    PHOTO_ENSEMBLE,
     SETTINGS,
     SETTINGS_BY_NAME,
+    SMALL_IMAGE_ENSEMBLE,
     ColourConstraints,
     ProtectConfig,
     Setting,
@@ -55,6 +58,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (FolderError, ProfileMismatch, Su
 
 __all__ = [
     "ARCHITECTURES",
+    "AUTO_ENSEMBLE",
     "COLOUR_PRESETS",
     "DEFAULTS",
     "DEFAULT_PRESET",
@@ -62,10 +66,12 @@ __all__ = [
     "INTERLEAVED",
     "MANIFEST_NAME",
     "PEERS",
+    "PHOTO_ENSEMBLE",
     "PRESETS",
     "PROTECT_STAGES",
     "SETTINGS",
     "SETTINGS_BY_NAME",
+    "SMALL_IMAGE_ENSEMBLE",
     "STAGES",
     "STAGE_TITLES",
     "STEP_TITLES",

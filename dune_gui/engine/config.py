@@ -111,7 +111,18 @@ PHOTO_SURROGATE_EPOCHS = 15
 SURROGATE_IMAGE_PASSES = 60_000
 SMALL_WORKING_SIZE = 64
 
-ARCHITECTURE_NAMES = ("fast", "vgg", "resnet18", "mobilenet", "small", "lite0", "lite2")
+# The surrogate ensemble at auto (resolve_architectures): small images train small networks
+# from scratch, as the victims a CIFAR-style benchmark trains; photos fine-tune an
+# ImageNet-pretrained network, as whoever scrapes photos does. From-scratch networks at
+# photo resolution learn little from a photo folder in the epochs a CPU affords, a
+# pretrained one converges in a few (docs/research-log.md, eleventh session).
+AUTO_ENSEMBLE = "auto"
+SMALL_IMAGE_ENSEMBLE = ("fast", "vgg")
+PHOTO_ENSEMBLE = ("lite0",)
+PRETRAINED_SURROGATES = frozenset({"lite0", "lite2"})
+PRETRAINED_SURROGATE_EPOCHS = 4
+ARCHITECTURE_NAMES = (AUTO_ENSEMBLE, "fast", "vgg", "resnet18", "mobilenet", "small", "lite0",
+                      "lite2")
 
 
 @dataclass(frozen=True)
@@ -165,9 +176,11 @@ class ProtectConfig:
     # checkpoints of one training run of `epochs` epochs.
     architectures: tuple[str, ...] = setting(
         None, "Architectures", "surrogate architectures trained on your folder; more "
-        "members transfer better to unknown models and cost proportionally more time",
+        "members transfer better to unknown models and cost proportionally more time; "
+        f"{AUTO_ENSEMBLE}: {'+'.join(SMALL_IMAGE_ENSEMBLE)} from scratch for small images, "
+        f"{'+'.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, fine-tuned) for photos",
         "ensemble", "names", choices=ARCHITECTURE_NAMES, cli="--ensemble",
-        default_factory=lambda: ("fast", "vgg"))
+        default_factory=lambda: (AUTO_ENSEMBLE,))
     # Two, not three: four members protected as well as six on CIFAR (docs/performance.md,
     # eighth and tenth sessions) in two thirds of the perturbation time.
     checkpoints: int = setting(
@@ -181,8 +194,9 @@ class ProtectConfig:
         0, "Training epochs", "training epochs of each surrogate; 0 = auto: for small "
         f"images enough for every surrogate to see {SURROGATE_IMAGE_PASSES:,} images in all "
         f"({MIN_SURROGATE_EPOCHS} to {MAX_SURROGATE_EPOCHS} epochs), for photos "
-        f"{PHOTO_SURROGATE_EPOCHS}; time grows in proportion; trained once per folder and "
-        "cached", "ensemble", "int", minimum=0, maximum=1000, cli="--epochs",
+        f"{PHOTO_SURROGATE_EPOCHS}, for pretrained networks alone "
+        f"{PRETRAINED_SURROGATE_EPOCHS}; time grows in proportion; trained once per folder "
+        "and cached", "ensemble", "int", minimum=0, maximum=1000, cli="--epochs",
         zero_means="auto")
     surrogate_files: tuple[str, ...] = setting(
         None, "Surrogate files", "extra surrogates: state dicts, TorchScript or ONNX files "
@@ -291,6 +305,9 @@ class ProtectConfig:
             problems.append("working size must be 0 (auto) or at least 8 pixels")
         if self.checkpoints > (self.epochs or MIN_SURROGATE_EPOCHS):
             problems.append("cannot keep more checkpoints than there are epochs")
+        if AUTO_ENSEMBLE in self.architectures and len(self.architectures) > 1:
+            problems.append(f"'{AUTO_ENSEMBLE}' chooses the architectures itself: choose it "
+                            "alone or name them")
         if not self.architectures and not self.surrogate_files:
             problems.append("the ensemble is empty: choose an architecture or a surrogate file")
         if problems:
@@ -308,10 +325,6 @@ class ProtectConfig:
     @property
     def colour(self) -> ColourConstraints:
         return ColourConstraints(self.psnr_min, self.ssim_min, self.delta_e_max)
-
-    @property
-    def ensemble_size(self) -> int:
-        return len(self.architectures) * self.checkpoints + len(self.surrogate_files)
 
     def label_shift(self, num_classes: int) -> int:
         return resolve_label_shift(self.label_offset, num_classes)
@@ -375,13 +388,28 @@ SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
 
 
-def resolve_surrogate_epochs(epochs: int, images: int, working_size: int) -> int:
+def resolve_architectures(architectures: tuple[str, ...], working_size: int
+                          ) -> tuple[str, ...]:
+    """The surrogate architectures actually trained: as named, or for AUTO_ENSEMBLE the
+    small-image or the photo ensemble by the (resolved) working size."""
+    if tuple(architectures) != (AUTO_ENSEMBLE,):
+        return tuple(architectures)
+    return PHOTO_ENSEMBLE if working_size > SMALL_WORKING_SIZE else SMALL_IMAGE_ENSEMBLE
+
+
+def resolve_surrogate_epochs(epochs: int, images: int, working_size: int,
+                             architectures: tuple[str, ...] = SMALL_IMAGE_ENSEMBLE,
+                             checkpoints: int = 1) -> int:
     """The surrogate training epochs actually used: `epochs`, or with 0 (auto) enough for
     SURROGATE_IMAGE_PASSES images seen in all, between MIN_ and MAX_SURROGATE_EPOCHS, for
     images worked at up to SMALL_WORKING_SIZE px; photos (measured only at 15 epochs, and
-    16x the cost per pass at 128 px) get PHOTO_SURROGATE_EPOCHS."""
+    16x the cost per pass at 128 px) get PHOTO_SURROGATE_EPOCHS; an ensemble of pretrained
+    networks alone (resolved `architectures`), which start from ImageNet features,
+    PRETRAINED_SURROGATE_EPOCHS (at least one per checkpoint)."""
     if epochs:
         return epochs
+    if architectures and set(architectures) <= PRETRAINED_SURROGATES:
+        return max(PRETRAINED_SURROGATE_EPOCHS, checkpoints)
     if working_size > SMALL_WORKING_SIZE or images <= 0:
         return PHOTO_SURROGATE_EPOCHS
     wanted = -(-SURROGATE_IMAGE_PASSES // images)

@@ -111,6 +111,7 @@ def protect(
         classes = scan.classes
         profile = open_profile(config, classes, run.reporter)
         run.choose_working_size(scan, profile)
+        run.choose_architectures(profile)
         run.choose_surrogate_epochs(scan, profile)
         folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile),
                              shard)
@@ -132,7 +133,7 @@ def protect(
             config, str(run.device), classes, shift, folder.targets, offsets,
             [m.name for m in built.ensemble.members], built.cache_keys,
             profile.created if profile is not None else None, run.working_size,
-            run.surrogate_epochs)
+            run.surrogate_epochs, run.architectures)
         writer = ManifestWriter(content, records, shard)  # writes a new profile's manifest
         if profile_only:
             run.reporter.info(f"protection profile written to {writer.path}; protect the "
@@ -197,6 +198,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
     run = Run.start(config, Reporter(progress, log, cancel))
     scan, shift = list_classes(config)
     run.choose_working_size(scan, None)
+    run.choose_architectures(None)
     run.choose_surrogate_epochs(scan, None)
     folder = read_folder(run, scan, shift, None, lambda: False)
     built = build_ensemble(run, folder, None)

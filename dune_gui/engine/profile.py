@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from .config import ProtectConfig, resolve_label_shift, with_legacy_values
+from .config import AUTO_ENSEMBLE, ProtectConfig, resolve_label_shift, with_legacy_values
 from .export import append_journal_line, read_journal, write_json_atomic
 from .progress import Reporter
 from .shards import Shard, shard_journals
@@ -29,11 +29,13 @@ MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifest write
 MANIFEST_INTERVAL_S = 10.0
 MANIFEST_VERSION = 1
-# Settings whose auto (0) a run resolves from the profile it extends when there is one
-# (Run.choose_working_size, Run.choose_surrogate_epochs): at auto they take the profile's
-# value, explicit or resolved, so a run at auto never mismatches on them. (The label
-# shift's auto is resolved from the classes instead, in comparable_method.)
-FOLLOWS_THE_PROFILE_AT_AUTO = ("working_size", "epochs")
+# Settings (name -> their auto value) that a run resolves from the profile it extends when
+# there is one (Run.choose_working_size, choose_architectures, choose_surrogate_epochs): at
+# auto they take the profile's value, explicit or resolved, so a run at auto never
+# mismatches on them. (The label shift's auto is resolved from the classes instead, in
+# comparable_method.)
+FOLLOWS_THE_PROFILE_AT_AUTO: dict[str, Any] = {
+    "working_size": 0, "epochs": 0, "architectures": [AUTO_ENSEMBLE]}
 
 
 class ProfileMismatch(Exception):
@@ -89,6 +91,15 @@ class Profile:
         return int(self.manifest.get("config", {}).get("method", {}).get("epochs") or 0)
 
     @property
+    def architectures(self) -> tuple[str, ...] | None:
+        """The surrogate architectures it trained (None: not recorded, and made at auto)."""
+        recorded = self.manifest.get("surrogates", {}).get("architectures")
+        if recorded is not None:
+            return tuple(recorded)
+        named = self.manifest.get("config", {}).get("method", {}).get("architectures")
+        return tuple(named) if named and named != [AUTO_ENSEMBLE] else None
+
+    @property
     def cache_keys(self) -> list[str]:
         return list(self.manifest.get("surrogates", {}).get("cache_keys") or [])
 
@@ -135,8 +146,8 @@ def open_profile(config: ProtectConfig, classes: list[str], reporter: Reporter
     k = len(classes)
     theirs = comparable_method(theirs, k)
     ours = comparable_method(json.loads(json.dumps(config.method_dict())), k)
-    for name in FOLLOWS_THE_PROFILE_AT_AUTO:
-        if not ours.get(name) and name in theirs:
+    for name, auto in FOLLOWS_THE_PROFILE_AT_AUTO.items():
+        if ours.get(name) in (auto, None) and name in theirs:
             ours[name] = theirs[name]
     diff = sorted(key for key in set(theirs) | set(ours) if theirs.get(key) != ours.get(key))
     if diff:
@@ -173,6 +184,7 @@ class ProfileContent:
     created: str | None = None
     working_size: int = 32  # as used (the setting may say 0, auto)
     surrogate_epochs: int = 0  # as used (the setting may say 0, auto)
+    architectures: tuple[str, ...] = ()  # as trained (the setting may say auto)
 
 
 def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> dict[str, Any]:
@@ -195,7 +207,8 @@ def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> d
                            for i, name in enumerate(classes)},
         "eps": cfg.eps if cfg.uses_spatial else 0.0,
         "surrogates": {"members": content.members, "cache_keys": content.cache_keys,
-                       "epochs": content.surrogate_epochs},
+                       "epochs": content.surrogate_epochs,
+                       "architectures": list(content.architectures)},
         "images": [records[k].to_json() for k in sorted(records)],
     }
 

@@ -21,7 +21,12 @@ from pathlib import Path
 import torch
 
 from .colour import ColourOffsetSearch, describe_offset, offset_values
-from .config import ProtectConfig, resolve_surrogate_epochs
+from .config import (
+    AUTO_ENSEMBLE,
+    ProtectConfig,
+    resolve_architectures,
+    resolve_surrogate_epochs,
+)
 from .data import (
     FolderError,
     FolderScan,
@@ -78,6 +83,7 @@ class Run:
     cache_dir: Path
     working_size: int = 32  # the resolution the surrogates work at (auto resolved)
     surrogate_epochs: int = 0  # their training epochs (auto resolved)
+    architectures: tuple[str, ...] = ()  # the surrogates trained (auto resolved)
     timings: dict[str, float] = field(default_factory=dict)
     # checkpoints already read from the cache by surrogates_cached, by cache key, so that
     # build_ensemble does not read the same files again
@@ -93,17 +99,32 @@ class Run:
     def choose_surrogate_epochs(self, scan: FolderScan, profile: Profile | None) -> int:
         """`epochs`, or with 0 (auto): what a profile being extended was trained with (its
         surrogates are reused), else from the folder's size (resolve_surrogate_epochs).
-        Call after choose_working_size."""
+        Call after choose_architectures."""
         if self.config.epochs:
             self.surrogate_epochs = self.config.epochs
         elif profile is not None and profile.surrogate_epochs:
             self.surrogate_epochs = profile.surrogate_epochs
         else:
-            self.surrogate_epochs = resolve_surrogate_epochs(0, len(scan.items),
-                                                             self.working_size)
+            self.surrogate_epochs = resolve_surrogate_epochs(
+                0, len(scan.items), self.working_size, self.architectures,
+                self.config.checkpoints)
             self.reporter.info(f"surrogates train {self.surrogate_epochs} epochs "
                                f"({len(scan.items)} images)")
         return self.surrogate_epochs
+
+    def choose_architectures(self, profile: Profile | None) -> tuple[str, ...]:
+        """The surrogate architectures as named, or at auto: those of a profile being
+        extended (its surrogates are reused), else by the working size
+        (resolve_architectures). Call after choose_working_size."""
+        recorded = profile.architectures if profile is not None else None
+        if self.config.architectures == (AUTO_ENSEMBLE,) and recorded is not None:
+            self.architectures = recorded
+        else:
+            self.architectures = resolve_architectures(self.config.architectures,
+                                                       self.working_size)
+            if self.config.architectures == (AUTO_ENSEMBLE,) and self.architectures:
+                self.reporter.info(f"surrogates: {', '.join(self.architectures)}")
+        return self.architectures
 
     def choose_working_size(self, scan: FolderScan, profile: Profile | None) -> int:
         """`working_size`, or with 0 (auto): the size a profile being extended was worked
@@ -278,7 +299,7 @@ def surrogate_keys(run: Run, folder: FolderData, profile: Profile | None) -> lis
     fingerprint = folder.fingerprint()
     return [cache_key(fingerprint, arch, len(folder.classes), run.working_size,
                       run.surrogate_epochs, keep, config.seed, config.train_batch_size,
-                      config.learning_rate) for arch in config.architectures]
+                      config.learning_rate) for arch in run.architectures]
 
 
 def surrogates_cached(run: Run, profile: Profile | None) -> bool:
@@ -308,9 +329,9 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
         labels = torch.tensor([item.label for item in folder.scan.items], dtype=torch.long)
     steps_per_epoch = -(-len(folder.working) // cfg.train_batch_size)
     per_arch = epochs * max(1, steps_per_epoch)
-    total = per_arch * len(cfg.architectures)
+    total = per_arch * len(run.architectures)
     members: list[SurrogateMember] = []
-    for i, (arch, key) in enumerate(zip(cfg.architectures, keys, strict=True)):
+    for i, (arch, key) in enumerate(zip(run.architectures, keys, strict=True)):
         ckpts = obtain_checkpoints(
             arch, images, labels, key, run.cache_dir, k, run.working_size, epochs, keep,
             cfg.seed + 1000 * i, cfg.train_batch_size, cfg.learning_rate, run.device, rep,
@@ -338,7 +359,7 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
     pixels = (run.working_size / 32) ** 2
     trained = [key for key in keys
                if not surrogate_cache_path(run.cache_dir, key).exists()]
-    members = len(cfg.architectures) * len(keep) + len(cfg.surrogate_files)
+    members = len(run.architectures) * len(keep) + len(cfg.surrogate_files)
     n = len(folder.scan.items)
     todo = sum(1 for item in folder.scan.items if item.rel in folder.pending)
     colour_done = (not cfg.uses_colour

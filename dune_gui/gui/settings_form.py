@@ -32,7 +32,11 @@ INT_LIMIT = 2**31 - 1
 
 
 class NamesBox(QWidget):
-    """A tuple of names chosen from a fixed list: one checkbox each."""
+    """A tuple of names chosen from a fixed list: one checkbox each. A choice named
+    `auto` stands alone (the engine chooses the names): ticking it clears the others,
+    ticking another clears it."""
+
+    AUTO = "auto"
 
     def __init__(self, choices: tuple[str, ...], tips: dict[str, str]) -> None:
         super().__init__()
@@ -42,6 +46,14 @@ class NamesBox(QWidget):
         for name, box in self.boxes.items():
             box.setToolTip(tips.get(name, name))
             layout.addWidget(box)
+            box.toggled.connect(lambda on, name=name: self._keep_auto_alone(name, on))
+
+    def _keep_auto_alone(self, name: str, on: bool) -> None:
+        if not on or self.AUTO not in self.boxes:
+            return
+        for other, box in self.boxes.items():
+            if (other == self.AUTO) != (name == self.AUTO):
+                box.setChecked(False)
 
     def value(self) -> tuple[str, ...]:
         return tuple(n for n, b in self.boxes.items() if b.isChecked())

@@ -17,7 +17,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import ARCHITECTURES, DEFAULT_PRESET, PRESETS, preset_of
+from ..engine import (
+    ARCHITECTURES,
+    AUTO_ENSEMBLE,
+    DEFAULT_PRESET,
+    PHOTO_ENSEMBLE,
+    PRESETS,
+    SMALL_IMAGE_ENSEMBLE,
+    preset_of,
+)
 from .settings_form import SettingsForm
 
 CUSTOM = "custom"
@@ -56,7 +64,12 @@ class SettingsPanel(QWidget):
         labels = {"device": {"auto": f"Auto ({cuda_name or no_cuda})", "cpu": "CPU",
                              "cuda": f"CUDA ({cuda_name})" if cuda_name
                              else "CUDA (not available)"}}
-        self.form = SettingsForm({n: d for n, (d, _) in ARCHITECTURES.items()}, labels)
+        tips = {n: d for n, (d, _) in ARCHITECTURES.items()}
+        tips[AUTO_ENSEMBLE] = (f"Chosen for your folder: {' + '.join(SMALL_IMAGE_ENSEMBLE)} "
+                               "trained from scratch for small images, "
+                               f"{' + '.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, "
+                               "fine-tuned on your folder) for photos")
+        self.form = SettingsForm(tips, labels)
         layout.addWidget(self.form)
         layout.addStretch(1)
         self._show_advanced(False)

@@ -400,3 +400,24 @@ def test_extending_a_profile_reads_each_cached_surrogate_once(
     again = protect(_config(labeled_folder, out, mode="spatial"))
     assert again.protected == 1
     assert len(reads) == 1  # one architecture, one read
+
+
+def test_the_auto_ensemble_is_recorded_and_extends_a_profile_of_named_networks(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    """Auto resolves to the small-image ensemble here and records what it trained; a later
+    run at auto extends a profile made with named networks (an older manifest) with them."""
+    from dune_gui.engine.config import AUTO_ENSEMBLE, SMALL_IMAGE_ENSEMBLE
+
+    auto = tmp_path / "auto"
+    protect(_config(labeled_folder, auto, mode="spatial", architectures=(AUTO_ENSEMBLE,)))
+    manifest = json.loads((auto / "manifest.json").read_text())
+    assert manifest["surrogates"]["architectures"] == list(SMALL_IMAGE_ENSEMBLE)
+    assert manifest["config"]["method"]["architectures"] == [AUTO_ENSEMBLE]
+    named = tmp_path / "named"
+    protect(_config(labeled_folder, named, mode="spatial", architectures=("fast",)))
+    Image.new("RGB", (32, 32), (90, 120, 30)).save(labeled_folder / "bird" / "extra.png")
+    again = protect(_config(labeled_folder, named, mode="spatial",
+                            architectures=(AUTO_ENSEMBLE,)))
+    assert again.protected == 1 and again.reused == 18
+    assert json.loads((named / "manifest.json").read_text())["surrogates"][
+        "architectures"] == ["fast"]

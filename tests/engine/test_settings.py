@@ -9,14 +9,14 @@ import pytest
 
 from dune_gui.cli import build_parser, config_from_args
 from dune_gui.engine import ARCHITECTURES, DEFAULTS, SETTINGS, ProtectConfig
-from dune_gui.engine.config import ARCHITECTURE_NAMES, with_legacy_values
+from dune_gui.engine.config import ARCHITECTURE_NAMES, AUTO_ENSEMBLE, with_legacy_values
 
 
 def test_every_setting_is_described_and_its_default_valid() -> None:
     for s in SETTINGS:
         assert s.label and len(s.help) > 20, s.name
         assert s.check(getattr(DEFAULTS, s.name)) is None, s.name
-    assert set(ARCHITECTURE_NAMES) == set(ARCHITECTURES)
+    assert set(ARCHITECTURE_NAMES) == {AUTO_ENSEMBLE, *ARCHITECTURES}
 
 
 def test_every_cli_setting_is_an_option_and_reaches_the_config() -> None:
@@ -127,3 +127,33 @@ def test_the_defaults_are_the_default_level_and_every_level_sets_its_branches() 
     assert {PRESETS[n].values["mode"] for n in ("standard", "strong")} == {"dune"}
     # likewise the ensemble size each level was measured with
     assert all("checkpoints" in p.values for p in PRESETS.values())
+
+
+def test_the_auto_ensemble_trains_small_nets_on_small_images_and_a_pretrained_one_on_photos(
+        ) -> None:
+    from dune_gui.engine.config import (
+        AUTO_ENSEMBLE,
+        PHOTO_ENSEMBLE,
+        PHOTO_SURROGATE_EPOCHS,
+        PRETRAINED_SURROGATE_EPOCHS,
+        PRETRAINED_SURROGATES,
+        SMALL_IMAGE_ENSEMBLE,
+        resolve_architectures,
+        resolve_surrogate_epochs,
+    )
+
+    assert DEFAULTS.architectures == (AUTO_ENSEMBLE,)
+    assert resolve_architectures((AUTO_ENSEMBLE,), 32) == SMALL_IMAGE_ENSEMBLE
+    assert resolve_architectures((AUTO_ENSEMBLE,), 128) == PHOTO_ENSEMBLE
+    assert resolve_architectures(("vgg", "lite0"), 128) == ("vgg", "lite0")  # as named
+    assert set(PHOTO_ENSEMBLE) <= PRETRAINED_SURROGATES
+    # pretrained networks alone start from ImageNet features: a few epochs, at least one
+    # per checkpoint; any from-scratch member needs the photo count
+    assert resolve_surrogate_epochs(0, 3000, 128, PHOTO_ENSEMBLE) == \
+        PRETRAINED_SURROGATE_EPOCHS
+    assert resolve_surrogate_epochs(0, 3000, 128, PHOTO_ENSEMBLE, checkpoints=9) == 9
+    assert resolve_surrogate_epochs(0, 3000, 128, ("lite0", "vgg")) == PHOTO_SURROGATE_EPOCHS
+    assert resolve_surrogate_epochs(5, 3000, 128, PHOTO_ENSEMBLE) == 5
+    with pytest.raises(ValueError, match="alone"):
+        ProtectConfig(input_dir=Path("."), output_dir=Path("."),
+                      architectures=(AUTO_ENSEMBLE, "fast"))

@@ -85,3 +85,19 @@ def test_a_colour_pattern_outside_the_presets_round_trips(qtbot, settings_store:
     path = tmp_path / "settings.json"
     window.write_settings_file(path)
     assert ProtectConfig.load(path, input_dir=tmp_path, output_dir=tmp_path / "o").colour_grid == 5
+
+
+def test_the_auto_ensemble_stands_alone_in_the_form(qtbot, settings_store: QSettings,
+                                                    errors: list[str]) -> None:
+    """Auto is the default; ticking a network clears it, ticking auto clears the networks,
+    so the form never holds a combination the engine refuses."""
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    box = window.settings_panel.form.widgets["architectures"]
+    assert box.value() == ("auto",)
+    box.boxes["vgg"].setChecked(True)
+    box.boxes["lite0"].setChecked(True)
+    assert box.value() == ("vgg", "lite0")
+    box.boxes["auto"].setChecked(True)
+    assert box.value() == ("auto",)
+    assert "pretrained" in box.boxes["auto"].toolTip()
