@@ -10,8 +10,8 @@ exactly that, with no training: per judge backbone (frozen ImageNet weights), th
 means of the clean images' features (a nearest-class-mean classifier, the linear probe's
 cheap cousin), then which class each protected copy's features are nearest to. Reported
 per judge: the clean images' accuracy, the share of protected copies still nearest to
-their own class and the share moved to their target class. Seconds per thousand photos on
-a CPU, against minutes per victim: a screen before victims are trained, never a
+their own class and the share moved to their target class. One forward pass per photo and
+judge, against a whole training per victim: a screen before victims are trained, never a
 protection claim (that is `dune-cli evaluate`). A judge that is also a surrogate of the
 protection measures white-box success, one that is not measures transfer.
 Not a test: numbers depend on the data.
