@@ -38,8 +38,7 @@ def backbone_features(model: PretrainedClassifier, images: torch.Tensor,
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].float().div_(255.0)
-            x = (x - model.imagenet_mean) / model.imagenet_std
-            out.append(F.normalize(model.net.extract_features(x).mean((2, 3)), dim=1))
+            out.append(F.normalize(model.pooled_features(x), dim=1))
     return torch.cat(out)
 
 

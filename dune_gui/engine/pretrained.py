@@ -79,7 +79,14 @@ class PretrainedClassifier(nn.Module):
                 p.requires_grad_(pname.startswith("_fc."))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.imagenet_mean) / self.imagenet_std)
+        return self.net(self._normalised(x))
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head reads: the last convolution's output, averaged over the image."""
+        return self.net.extract_features(self._normalised(x)).mean((2, 3))
+
+    def _normalised(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.imagenet_mean) / self.imagenet_std
 
     def train(self, mode: bool = True) -> PretrainedClassifier:
         super().train(mode)

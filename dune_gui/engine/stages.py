@@ -116,13 +116,14 @@ class Run:
         """The surrogate architectures as named, or at auto: those of a profile being
         extended (its surrogates are reused), else by the working size
         (resolve_architectures). Call after choose_working_size."""
+        auto = self.config.architectures == (AUTO_ENSEMBLE,)
         recorded = profile.architectures if profile is not None else None
-        if self.config.architectures == (AUTO_ENSEMBLE,) and recorded is not None:
+        if auto and recorded is not None:
             self.architectures = recorded
         else:
             self.architectures = resolve_architectures(self.config.architectures,
                                                        self.working_size)
-            if self.config.architectures == (AUTO_ENSEMBLE,) and self.architectures:
+            if auto:
                 self.reporter.info(f"surrogates: {', '.join(self.architectures)}")
         return self.architectures
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import DEFAULTS, SETTINGS, Setting
+from ..engine import AUTO_ENSEMBLE, DEFAULTS, SETTINGS, Setting
 
 GROUP_TITLES = {"spatial": "Spatial perturbation", "method": "Method",
                 "colour": "Colour branch", "ensemble": "Surrogate ensemble (trained on your "
@@ -32,11 +32,11 @@ INT_LIMIT = 2**31 - 1
 
 
 class NamesBox(QWidget):
-    """A tuple of names chosen from a fixed list: one checkbox each. A choice named
-    `auto` stands alone (the engine chooses the names): ticking it clears the others,
-    ticking another clears it."""
+    """A tuple of names chosen from a fixed list: one checkbox each. The engine's
+    AUTO_ENSEMBLE choice stands alone (the engine chooses the names): ticking it clears the
+    others, ticking another clears it."""
 
-    AUTO = "auto"
+    AUTO = AUTO_ENSEMBLE
 
     def __init__(self, choices: tuple[str, ...], tips: dict[str, str]) -> None:
         super().__init__()
