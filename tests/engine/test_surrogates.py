@@ -44,6 +44,31 @@ def test_training_is_deterministic_for_a_seed_and_learns() -> None:
     assert acc[4] > 0.9
 
 
+def test_dropout_draws_from_the_seed_and_the_callers_generator_is_left_alone() -> None:
+    """Layers drawing from torch's global generator (dropout, the pretrained EfficientNets'
+    stochastic depth) train the same weights from the same seed, whatever the caller did
+    to the global generator before."""
+    images = torch.randint(0, 256, (32, 3, 8, 8), generator=torch.Generator().manual_seed(1),
+                           dtype=torch.uint8)
+    labels = torch.arange(32) % 2
+
+    def train(global_seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(0)  # the same initial weights
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5),
+                                    torch.nn.Linear(3 * 8 * 8, 2))
+        torch.manual_seed(global_seed)  # whatever the caller did to the global generator
+        g = torch.Generator().manual_seed(5)
+        train_classifier(model, images, labels, 2, g, CPU, batch_size=8, augment=None,
+                         recalibrate=False)
+        return [p.detach().clone() for p in model.parameters()]
+
+    assert all(torch.equal(x, y) for x, y in zip(train(1), train(2), strict=True))
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    train(7)
+    assert torch.equal(torch.rand(3), expected)  # the caller's global stream is untouched
+
+
 def test_random_crop_flip_keeps_shape_and_content_range() -> None:
     x = torch.rand(5, 3, 16, 16)
     y = random_crop_flip(x, torch.Generator().manual_seed(0))
