@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,21 +116,25 @@ class RunClock:
         return {**self.history, **mine}
 
 
-def rates_key(device_type: str) -> str:
-    # rates belong to a machine's device class and core count, not to a folder
-    return f"{device_type}-{os.cpu_count() or 1}"
+def rates_key(device_type: str, architectures: Sequence[str]) -> str:
+    # rates belong to a machine's device class and core count, not to a folder, and to the
+    # surrogates' architectures: a pass through a pretrained network costs several times a
+    # pass through a small one
+    return f"{device_type}-{os.cpu_count() or 1}-{'+'.join(sorted(architectures))}"
 
 
-def read_rates(cache_dir: Path, device_type: str) -> dict[str, float]:
+def read_rates(cache_dir: Path, device_type: str,
+               architectures: Sequence[str]) -> dict[str, float]:
     try:
         data = json.loads((cache_dir / RATES_FILE).read_text(encoding="utf-8"))
-        entry = data.get(rates_key(device_type), {})
+        entry = data.get(rates_key(device_type, architectures), {})
         return {str(k): float(v) for k, v in entry.items() if float(v) > 0}
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
 
 
-def write_rates(cache_dir: Path, device_type: str, rates: dict[str, float]) -> None:
+def write_rates(cache_dir: Path, device_type: str, architectures: Sequence[str],
+                rates: dict[str, float]) -> None:
     path = cache_dir / RATES_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -137,7 +142,7 @@ def write_rates(cache_dir: Path, device_type: str, rates: dict[str, float]) -> N
             data = {}
     except (OSError, ValueError):
         data = {}
-    data[rates_key(device_type)] = rates
+    data[rates_key(device_type, architectures)] = rates
     try:
         with atomic_write(path, "w") as fh:
             json.dump(data, fh, indent=1)

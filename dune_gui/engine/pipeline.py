@@ -120,7 +120,8 @@ def protect(
         plan = plan_work(run, folder, profile)
         if profile_only:
             plan.units.update(spatial=0.0, export=0.0)
-        run.reporter.clock = RunClock(plan, read_rates(run.cache_dir, run.device.type))
+        run.reporter.clock = RunClock(
+            plan, read_rates(run.cache_dir, run.device.type, run.architectures))
         built = build_ensemble(run, folder, profile)
         offsets = find_colour_offsets(run, folder, built, profile)
         # a shard's neighbours are writing beside it: their temporaries are not stale
@@ -145,7 +146,8 @@ def protect(
         status = "cancelled"
         run.reporter.info("cancelled; finished images are kept and the same command resumes")
     if run.reporter.clock is not None:  # the next run's estimate starts from these rates
-        write_rates(run.cache_dir, run.device.type, run.reporter.clock.rates())
+        write_rates(run.cache_dir, run.device.type, run.architectures,
+                    run.reporter.clock.rates())
     k = len(classes)
     if offsets is None:
         offsets = torch.zeros(k, offset_values(config.colour_grid))

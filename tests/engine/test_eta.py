@@ -52,15 +52,20 @@ def test_the_estimate_falls_as_the_run_advances() -> None:
     assert estimates[-1] is not None and estimates[-1] > 0  # colour and spatial remain
 
 
-def test_rates_are_kept_per_device_and_survive_a_damaged_file(tmp_path: Path) -> None:
-    write_rates(tmp_path, "cpu", {"spatial": 0.5})
-    write_rates(tmp_path, "cuda", {"spatial": 0.01})
-    assert read_rates(tmp_path, "cpu") == {"spatial": 0.5}
-    assert read_rates(tmp_path, "cuda") == {"spatial": 0.01}
+def test_rates_are_kept_per_device_and_ensemble_and_survive_a_damaged_file(
+        tmp_path: Path) -> None:
+    small, photo = ("fast", "vgg"), ("lite0",)
+    write_rates(tmp_path, "cpu", small, {"spatial": 0.5})
+    write_rates(tmp_path, "cuda", small, {"spatial": 0.01})
+    write_rates(tmp_path, "cpu", photo, {"spatial": 2.0})
+    assert read_rates(tmp_path, "cpu", small) == {"spatial": 0.5}
+    assert read_rates(tmp_path, "cpu", ("vgg", "fast")) == {"spatial": 0.5}  # order aside
+    assert read_rates(tmp_path, "cuda", small) == {"spatial": 0.01}
+    assert read_rates(tmp_path, "cpu", photo) == {"spatial": 2.0}
     (tmp_path / "stage-rates.json").write_text("{not json", encoding="utf-8")
-    assert read_rates(tmp_path, "cpu") == {}
-    write_rates(tmp_path, "cpu", {"export": 1.0})  # a damaged file is replaced
-    assert read_rates(tmp_path, "cpu") == {"export": 1.0}
+    assert read_rates(tmp_path, "cpu", small) == {}
+    write_rates(tmp_path, "cpu", small, {"export": 1.0})  # a damaged file is replaced
+    assert read_rates(tmp_path, "cpu", small) == {"export": 1.0}
 
 
 def test_protect_reports_the_whole_run_eta(labeled_folder: Path, tmp_path: Path) -> None:
@@ -71,4 +76,5 @@ def test_protect_reports_the_whole_run_eta(labeled_folder: Path, tmp_path: Path)
     run_etas = [e.run_eta_s for e in events if e.stage in ("spatial", "export")]
     assert run_etas and all(t is not None for t in run_etas)
     assert run_etas[-1] == pytest.approx(0.0, abs=1e-6)
-    assert read_rates(tmp_path / "cache", "cpu").keys() >= {"surrogates", "spatial", "export"}
+    rates = read_rates(tmp_path / "cache", "cpu", config.architectures)
+    assert rates.keys() >= {"surrogates", "spatial", "export"}
