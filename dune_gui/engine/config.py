@@ -49,6 +49,7 @@ class Setting:
     legacy: Any = _NO_LEGACY  # value implied by a manifest written before the setting existed
     gui: bool = True
     zero_means: str | None = None  # a word for 0 ("auto"), typed and shown instead of it
+    alone: tuple[str, ...] = ()  # "names" that cannot be combined with others (e.g. auto)
 
     @property
     def has_legacy(self) -> bool:
@@ -63,6 +64,10 @@ class Setting:
             if unknown:
                 return (f"unknown {self.label.lower()} {', '.join(map(str, unknown))}; choose "
                         f"from {', '.join(self.choices)}")
+            lone = [v for v in value if v in self.alone]
+            if lone and len(value) > 1:
+                return (f"'{lone[0]}' chooses the {self.label.lower()} itself: choose it "
+                        "alone or name them")
         if self.kind in ("int", "float", "budget"):
             scale, unit = (255, "/255") if self.kind == "budget" else (1, "")
             low = self.minimum if self.minimum is not None else float("-inf")
@@ -180,7 +185,7 @@ class ProtectConfig:
         f"{AUTO_ENSEMBLE}: {'+'.join(SMALL_IMAGE_ENSEMBLE)} from scratch for small images, "
         f"{'+'.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, fine-tuned) for photos",
         "ensemble", "names", choices=ARCHITECTURE_NAMES, cli="--ensemble",
-        default_factory=lambda: (AUTO_ENSEMBLE,))
+        alone=(AUTO_ENSEMBLE,), default_factory=lambda: (AUTO_ENSEMBLE,))
     # Two, not three: four members protected as well as six on CIFAR (docs/performance.md,
     # eighth and tenth sessions) in two thirds of the perturbation time.
     checkpoints: int = setting(
@@ -305,9 +310,6 @@ class ProtectConfig:
             problems.append("working size must be 0 (auto) or at least 8 pixels")
         if self.checkpoints > (self.epochs or MIN_SURROGATE_EPOCHS):
             problems.append("cannot keep more checkpoints than there are epochs")
-        if AUTO_ENSEMBLE in self.architectures and len(self.architectures) > 1:
-            problems.append(f"'{AUTO_ENSEMBLE}' chooses the architectures itself: choose it "
-                            "alone or name them")
         if not self.architectures and not self.surrogate_files:
             problems.append("the ensemble is empty: choose an architecture or a surrogate file")
         if problems:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import AUTO_ENSEMBLE, DEFAULTS, SETTINGS, Setting
+from ..engine import DEFAULTS, SETTINGS, Setting
 
 GROUP_TITLES = {"spatial": "Spatial perturbation", "method": "Method",
                 "colour": "Colour branch", "ensemble": "Surrogate ensemble (trained on your "
@@ -32,27 +32,27 @@ INT_LIMIT = 2**31 - 1
 
 
 class NamesBox(QWidget):
-    """A tuple of names chosen from a fixed list: one checkbox each. The engine's
-    AUTO_ENSEMBLE choice stands alone (the engine chooses the names): ticking it clears the
-    others, ticking another clears it."""
+    """A tuple of names chosen from a fixed list: one checkbox each. A name the settings
+    table marks as standing `alone` (auto: the engine chooses the names) clears the others
+    when ticked, and is cleared when another is ticked."""
 
-    AUTO = AUTO_ENSEMBLE
-
-    def __init__(self, choices: tuple[str, ...], tips: dict[str, str]) -> None:
+    def __init__(self, choices: tuple[str, ...], tips: dict[str, str],
+                 alone: tuple[str, ...] = ()) -> None:
         super().__init__()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.alone = alone
         self.boxes = {name: QCheckBox(name) for name in choices}
         for name, box in self.boxes.items():
             box.setToolTip(tips.get(name, name))
             layout.addWidget(box)
-            box.toggled.connect(lambda on, name=name: self._keep_auto_alone(name, on))
+            box.toggled.connect(lambda on, name=name: self._keep_alone(name, on))
 
-    def _keep_auto_alone(self, name: str, on: bool) -> None:
-        if not on or self.AUTO not in self.boxes:
+    def _keep_alone(self, name: str, on: bool) -> None:
+        if not on:
             return
         for other, box in self.boxes.items():
-            if (other == self.AUTO) != (name == self.AUTO):
+            if other != name and (name in self.alone or other in self.alone):
                 box.setChecked(False)
 
     def value(self) -> tuple[str, ...]:
@@ -108,7 +108,7 @@ def make_widget(s: Setting, choice_tips: dict[str, str]) -> QWidget:
         for choice in s.choices:
             widget.addItem(choice, choice)
     elif s.kind == "names":
-        widget = NamesBox(s.choices, choice_tips)
+        widget = NamesBox(s.choices, choice_tips, s.alone)
     elif s.kind == "files":
         widget = FilesBox(s.label)
     elif s.kind == "path":
