@@ -64,6 +64,12 @@ from .settings_panel import SettingsPanel
 from .tasks import EngineTask
 
 MAX_RECENT = 8
+# The app remembers only the settings a user changed from the defaults, so that a later
+# version's better defaults reach everyone who never changed them.
+CHANGED_SETTINGS_KEY = "changed_settings"
+# Earlier versions remembered every value: their defaults of the time are not told apart
+# from choices, so such a state is not applied (the user is told).
+FULL_SETTINGS_KEY = "settings"
 STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
 
 
@@ -502,15 +508,24 @@ class MainWindow(QMainWindow):
     def _apply_values(self, values: dict[str, Any]) -> None:
         self.settings_panel.set_settings(ProtectConfig.from_dict(values).to_dict())
 
+    def _changed_values(self) -> dict[str, Any]:
+        defaults = ProtectConfig.from_dict({}).to_dict()
+        return {name: value for name, value in self._config_values().items()
+                if name not in ("input_dir", "output_dir") and value != defaults.get(name)}
+
     def _restore(self) -> None:
-        raw = self.qsettings.value("settings")
+        raw = self.qsettings.value(CHANGED_SETTINGS_KEY)
         if raw:
             try:
-                values = json.loads(str(raw))
-                ProtectConfig.from_dict(values)  # validate before applying
-                self._apply_values(values)
+                changed = json.loads(str(raw))
+                ProtectConfig.from_dict(changed)  # validate before applying
+                self._apply_values(changed)
             except (ValueError, TypeError):
                 pass  # settings from an incompatible version: keep the defaults
+        elif self.qsettings.value(FULL_SETTINGS_KEY):
+            self.statusBar().showMessage(
+                "Settings remembered by an earlier version were not restored (its defaults "
+                "have changed since): the current defaults are shown.")
         geometry = self.qsettings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -518,7 +533,8 @@ class MainWindow(QMainWindow):
     def save_state(self) -> None:
         # an invalid combination in the widgets is simply not persisted
         with contextlib.suppress(ValueError):
-            self.qsettings.setValue("settings", json.dumps(self._config_values()))
+            self.qsettings.setValue(CHANGED_SETTINGS_KEY, json.dumps(self._changed_values()))
+        self.qsettings.remove(FULL_SETTINGS_KEY)
         self.qsettings.setValue("geometry", self.saveGeometry())
         self.qsettings.setValue("advanced_open", self.settings_panel.advanced_toggle.isChecked())
         self.qsettings.sync()

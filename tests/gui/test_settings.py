@@ -3,14 +3,15 @@ table, persistence, and files the CLI reads."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox
 
-from dune_gui.engine import PRESETS, SETTINGS, ProtectConfig
-from dune_gui.gui.main_window import MainWindow
+from dune_gui.engine import DEFAULTS, PRESETS, SETTINGS, ProtectConfig
+from dune_gui.gui.main_window import CHANGED_SETTINGS_KEY, FULL_SETTINGS_KEY, MainWindow
 
 
 def test_settings_persist_and_files_are_read_by_the_cli(qtbot, settings_store: QSettings,
@@ -37,6 +38,39 @@ def test_settings_persist_and_files_are_read_by_the_cli(qtbot, settings_store: Q
     config = ProtectConfig.load(path, input_dir=tmp_path, output_dir=tmp_path / "o")
     assert config.steps == 12 and config.format == "keep" and not config.grey_robust
     assert config.psnr_min == pytest.approx(20)
+
+
+def test_only_changed_settings_are_remembered_so_new_defaults_reach_users(
+        qtbot, settings_store: QSettings) -> None:
+    first = MainWindow(settings_store)
+    qtbot.addWidget(first)
+    first.settings_panel.form.widgets["steps"].setValue(12)
+    first.save_state()
+    remembered = json.loads(str(settings_store.value(CHANGED_SETTINGS_KEY)))
+    assert remembered == {"steps": 12}  # a default is not frozen into the user's state
+    settings_store.setValue(CHANGED_SETTINGS_KEY, json.dumps({"steps": 12}))
+    second = MainWindow(settings_store)
+    qtbot.addWidget(second)
+    values = second.settings_panel.settings()
+    assert values["steps"] == 12
+    assert tuple(values["architectures"]) == DEFAULTS.architectures
+
+
+def test_a_full_state_from_an_earlier_version_is_not_applied(qtbot,
+                                                             settings_store: QSettings) -> None:
+    """Earlier versions remembered every value, their defaults of the time included: applying
+    them would keep that user on the old defaults for good."""
+    old = {**ProtectConfig.from_dict({}).to_dict(), "architectures": ["fast", "vgg"],
+           "checkpoints": 3, "steps": 30}
+    settings_store.setValue(FULL_SETTINGS_KEY, json.dumps(old))
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    values = window.settings_panel.settings()
+    assert tuple(values["architectures"]) == DEFAULTS.architectures
+    assert values["steps"] == DEFAULTS.steps
+    assert "earlier version" in window.statusBar().currentMessage()
+    window.save_state()
+    assert settings_store.value(FULL_SETTINGS_KEY) is None
 
 
 def test_the_advanced_form_has_a_widget_for_every_gui_setting(
