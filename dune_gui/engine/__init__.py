@@ -18,6 +18,7 @@ from .config import (
     ProtectConfig,
     Setting,
 )
+from .cpu_memory import keep_cpu_memory
 from .data import FolderError, FolderScan, ImageError, SkippedFile, load_thumbnail, scan_folder
 from .defences import DEFENCES
 from .devices import cuda_device_name, warm_up
@@ -50,6 +51,8 @@ from .progress import (
 from .shards import Shard
 from .stages import class_count_problem, empty_classes_problem, resolve_device
 from .surrogates import SurrogateError
+
+keep_cpu_memory()  # every entry point (CLI, app, benches) imports the engine first
 
 # Exceptions whose message is written for the user (one line, says what to do); anything
 # else reaching a shell is a bug and is shown as such.

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .config import COLOUR_PRESETS, DEFAULTS, ProtectConfig, migrate_settings
+from .cpu_memory import releases_cpu_memory
 from .data import (
     SMALL_IMAGE_SIDE,
     FolderError,
@@ -201,6 +202,7 @@ def train_victim(arch: str, train: LabeledTensors, test: LabeledTensors, defence
     return result.curve[-1], result.curve
 
 
+@releases_cpu_memory
 def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
              log: LogCallback | None = None, cancel: CancelToken | None = None
              ) -> EvaluationReport:

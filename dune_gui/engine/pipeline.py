@@ -16,6 +16,7 @@ import torch
 
 from .colour import expand_offsets, offset_values
 from .config import ProtectConfig
+from .cpu_memory import releases_cpu_memory
 from .data import FolderError, SkippedFile, decode_full, resize_to_working
 from .eta import RunClock, read_rates, write_rates
 from .export import (
@@ -79,6 +80,7 @@ def check_writable(output_dir: Path) -> None:
                           f"{exc.strerror or exc}") from exc
 
 
+@releases_cpu_memory
 def protect(
     config: ProtectConfig,
     progress: ProgressCallback | None = None,
@@ -190,6 +192,7 @@ class PreviewImage:
         return self.metrics["delta_e"]
 
 
+@releases_cpu_memory
 def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4,
             progress: ProgressCallback | None = None, log: LogCallback | None = None,
             cancel: CancelToken | None = None) -> tuple[list[str], list[PreviewImage]]:
