@@ -523,9 +523,10 @@ class MainWindow(QMainWindow):
             except (ValueError, TypeError):
                 pass  # settings from an incompatible version: keep the defaults
         elif self.qsettings.value(FULL_SETTINGS_KEY):
-            self.statusBar().showMessage(
-                "Settings remembered by an earlier version were not restored (its defaults "
-                "have changed since): the current defaults are shown.")
+            message = ("Settings remembered by an earlier version were not restored (its "
+                       "defaults have changed since): the current defaults are shown.")
+            self.statusBar().showMessage(message)  # replaced once a folder loads
+            self._append_log("warning", message)  # so it stays in the Log tab
         geometry = self.qsettings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)

@@ -69,6 +69,7 @@ def test_a_full_state_from_an_earlier_version_is_not_applied(qtbot,
     assert tuple(values["architectures"]) == DEFAULTS.architectures
     assert values["steps"] == DEFAULTS.steps
     assert "earlier version" in window.statusBar().currentMessage()
+    assert "earlier version" in window.log.toPlainText()
     window.save_state()
     assert settings_store.value(FULL_SETTINGS_KEY) is None
 
