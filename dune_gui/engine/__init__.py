@@ -8,6 +8,7 @@ from the engine). Qt-free.
 
 from .config import (
     AUTO_ENSEMBLE,
+    AUTO_ENSEMBLE_HELP,
     COLOUR_PRESETS,
     DEFAULTS,
     PHOTO_ENSEMBLE,
@@ -33,6 +34,7 @@ from .evaluation import (
 from .models import ARCHITECTURES
 from .pipeline import PreviewImage, ProtectResult, preview, protect
 from .presets import DEFAULT_PRESET, PRESETS, Preset, preset_of
+from .pretrained import pretrained_weights_missing
 from .profile import MANIFEST_NAME, ProfileMismatch
 from .progress import (
     INTERLEAVED,
@@ -62,6 +64,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (FolderError, ProfileMismatch, Su
 __all__ = [
     "ARCHITECTURES",
     "AUTO_ENSEMBLE",
+    "AUTO_ENSEMBLE_HELP",
     "COLOUR_PRESETS",
     "DEFAULTS",
     "DEFAULT_PRESET",
@@ -109,6 +112,7 @@ __all__ = [
     "markdown_table",
     "plain_summary",
     "preset_of",
+    "pretrained_weights_missing",
     "preview",
     "protect",
     "resolve_device",

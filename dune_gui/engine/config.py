@@ -126,6 +126,9 @@ SMALL_IMAGE_ENSEMBLE = ("fast", "vgg")
 PHOTO_ENSEMBLE = ("lite0",)
 PRETRAINED_SURROGATES = frozenset({"lite0", "lite2"})
 PRETRAINED_SURROGATE_EPOCHS = 4
+AUTO_ENSEMBLE_HELP = (f"{'+'.join(SMALL_IMAGE_ENSEMBLE)} from scratch for small images, "
+                      f"{'+'.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, fine-tuned on your "
+                      "folder) for photos")
 ARCHITECTURE_NAMES = (AUTO_ENSEMBLE, "fast", "vgg", "resnet18", "mobilenet", "small", "lite0",
                       "lite2")
 
@@ -182,8 +185,7 @@ class ProtectConfig:
     architectures: tuple[str, ...] = setting(
         None, "Architectures", "surrogate architectures trained on your folder; more "
         "members transfer better to unknown models and cost proportionally more time; "
-        f"{AUTO_ENSEMBLE}: {'+'.join(SMALL_IMAGE_ENSEMBLE)} from scratch for small images, "
-        f"{'+'.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, fine-tuned) for photos",
+        f"{AUTO_ENSEMBLE}: {AUTO_ENSEMBLE_HELP}",
         "ensemble", "names", choices=ARCHITECTURE_NAMES, cli="--ensemble",
         alone=(AUTO_ENSEMBLE,), default_factory=lambda: (AUTO_ENSEMBLE,))
     # Two, not three: four members protected as well as six on CIFAR (docs/performance.md,

@@ -72,7 +72,9 @@ def release_cpu_memory() -> None:
 
 
 def releases_cpu_memory(run: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorate an entry point of the engine: release_cpu_memory once it returns."""
+    """Decorate a long entry point of the engine (protect, evaluate; not the preview,
+    which the app calls again and again and which would only fault its memory back in):
+    release_cpu_memory once it returns."""
     @functools.wraps(run)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:

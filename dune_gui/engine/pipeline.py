@@ -192,7 +192,6 @@ class PreviewImage:
         return self.metrics["delta_e"]
 
 
-@releases_cpu_memory
 def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4,
             progress: ProgressCallback | None = None, log: LogCallback | None = None,
             cancel: CancelToken | None = None) -> tuple[list[str], list[PreviewImage]]:

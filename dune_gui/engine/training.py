@@ -92,7 +92,8 @@ def global_rng_seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Torch's global generator seeded from `seed` for the duration, the caller's state
     restored after. Layers that draw from it (dropout; stochastic depth in the pretrained
     EfficientNets) then train the same weights from the same seed; unseeded, two runs of
-    one pretrained surrogate ended several points of training accuracy apart."""
+    one pretrained surrogate trained different weights (docs/performance.md, twelfth
+    session)."""
     devices = []
     if device.type == "cuda":
         devices = [device.index if device.index is not None else torch.cuda.current_device()]

@@ -20,10 +20,9 @@ from PySide6.QtWidgets import (
 from ..engine import (
     ARCHITECTURES,
     AUTO_ENSEMBLE,
+    AUTO_ENSEMBLE_HELP,
     DEFAULT_PRESET,
-    PHOTO_ENSEMBLE,
     PRESETS,
-    SMALL_IMAGE_ENSEMBLE,
     preset_of,
 )
 from .settings_form import SettingsForm
@@ -65,10 +64,7 @@ class SettingsPanel(QWidget):
                              "cuda": f"CUDA ({cuda_name})" if cuda_name
                              else "CUDA (not available)"}}
         tips = {n: d for n, (d, _) in ARCHITECTURES.items()}
-        tips[AUTO_ENSEMBLE] = (f"Chosen for your folder: {' + '.join(SMALL_IMAGE_ENSEMBLE)} "
-                               "trained from scratch for small images, "
-                               f"{' + '.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, "
-                               "fine-tuned on your folder) for photos")
+        tips[AUTO_ENSEMBLE] = f"Chosen for your folder: {AUTO_ENSEMBLE_HELP}"
         self.form = SettingsForm(tips, labels)
         layout.addWidget(self.form)
         layout.addStretch(1)
