@@ -25,7 +25,7 @@ import torch
 from dune_gui.engine.cpu_memory import keep_cpu_memory, release_cpu_memory
 
 def passes(faults):
-    for _ in range(12):  # allocate, touch and free buffers of 64 MB, as every pass does
+    for _ in range(24):  # allocate, touch and free buffers of 64 MB, as every pass does
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         x = torch.ones(16 * 1024 * 1024)
         y = x * 2
@@ -45,8 +45,10 @@ x = torch.ones(64 * 1024 * 1024)  # 256 MB, then freed: kept for the next pass
 del x
 kept = resident_mb()
 release_cpu_memory()  # as a run's end does
-# the first passes (up to about six) grow the heap; the report shows the last four
-print(json.dumps({"applied": keep_cpu_memory(), "main": main[-4:], "worker": worker[-4:],
+# the first passes grow the heap (torch's own threads allocate from the same arena in
+# between, so how many varies from run to run, a few more in a new thread); the report
+# shows the last eight
+print(json.dumps({"applied": keep_cpu_memory(), "main": main[-8:], "worker": worker[-8:],
                   "released_mb": kept - resident_mb()}))
 """
 
@@ -75,8 +77,10 @@ KEPT = 200
 def test_importing_the_engine_keeps_freed_buffers_in_the_process_and_its_threads():
     report = run_fresh({})
     assert report["applied"]
-    assert max(report["main"]) < KEPT
-    assert max(report["worker"]) < KEPT
+    # settled passes fault almost nothing; one late growth of the heap is allowed (it
+    # happened on a CI runner with more cores), a pass that refaults every time is not
+    for thread in ("main", "worker"):
+        assert sum(faults >= KEPT for faults in report[thread]) <= 1, report
     assert report["released_mb"] > 200  # a finished run hands its memory back
 
 
