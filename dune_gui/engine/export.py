@@ -16,7 +16,7 @@ from PIL import Image
 from .atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write
 from .colour import add_colour, expand_offsets
 from .data import DecodedImage
-from .metrics import delta_e2000, delta_e2000_p99, psnr, ssim, visible_share
+from .metrics import delta_e2000_mean_p99, psnr, ssim, visible_share
 from .spatial import upsample_delta
 
 # What each writable suffix is saved as; the one list of which formats are lossy.
@@ -30,7 +30,10 @@ SIXTEEN_BIT_SUFFIXES = frozenset({".png", ".tif", ".tiff"})  # formats that hold
 
 def is_lossy(path: Path) -> bool:
     return SUFFIX_FORMATS.get(path.suffix.lower()) in LOSSY_FORMATS
+
+
 METRIC_MAX_PIXELS = 4_000_000  # full-res metrics above this are measured on a downscale
+PNG_COMPRESS_LEVEL = 1  # zlib's fastest (save_image_atomic says why)
 
 
 def output_names(rels: Sequence[str], fmt: str) -> dict[str, str]:
@@ -107,9 +110,10 @@ def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str
         size = (max(8, int(a.shape[-2] * scale)), max(8, int(a.shape[-1] * scale)))
         a = torch.nn.functional.interpolate(a, size=size, mode="area")
         b = torch.nn.functional.interpolate(b, size=size, mode="area")
+    delta_e, delta_e_p99 = delta_e2000_mean_p99(a, b)
     return {"psnr": round(float(psnr(a, b)[0]), 3), "ssim": round(float(ssim(a, b)[0]), 5),
-            "delta_e": round(float(delta_e2000(a, b)[0]), 4),
-            "delta_e_p99": round(float(delta_e2000_p99(a, b)[0]), 4),
+            "delta_e": round(float(delta_e[0]), 4),
+            "delta_e_p99": round(float(delta_e_p99[0]), 4),
             "visible_share": round(float(visible_share(a, b)[0]), 5)}
 
 
@@ -146,7 +150,11 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
     if fmt == "BMP" and img.mode == "LA":
         img = img.convert("RGBA")
     if fmt == "PNG":
-        params["compress_level"] = 6
+        # zlib's fastest level: a protected image's perturbation is noise that no level
+        # compresses well, so the default level 6 costs several times the encoding time
+        # for files only somewhat smaller (docs/performance.md: `python -m
+        # dune_gui.bench.export` measures both)
+        params["compress_level"] = PNG_COMPRESS_LEVEL
     with atomic_write(path) as fh:
         img.save(fh, format=fmt, **params)
 
