@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -219,7 +220,8 @@ class ManifestWriter:
     every batch would be quadratic) and on `close`.
 
     A shard (shards.py) writes only its own journal: the manifest is shared by every shard,
-    and the ordinary run that follows them folds their journals into it."""
+    and the ordinary run that follows them folds their journals into it. Safe to call from
+    several threads (the export's workers record each image as soon as it is written)."""
 
     def __init__(self, content: ProfileContent, records: dict[str, ImageRecord],
                  shard: Shard | None = None) -> None:
@@ -230,6 +232,7 @@ class ManifestWriter:
         self.journal = self.output_dir / (shard.journal_name if shard else JOURNAL_NAME)
         self.path = self.output_dir / MANIFEST_NAME
         self._last = time.monotonic()
+        self._lock = threading.RLock()
         # a new profile exists before its first image is written; an existing one is only
         # rewritten once this run holds its earlier records (else a kill right here would
         # leave a manifest that forgot them)
@@ -237,19 +240,21 @@ class ManifestWriter:
             self.flush()
 
     def add(self, record: ImageRecord) -> None:
-        self.records[record.source] = record
-        if record.status == "done":
-            append_journal_line(self.journal, record.to_json())
+        with self._lock:
+            self.records[record.source] = record
+            if record.status == "done":
+                append_journal_line(self.journal, record.to_json())
 
     def maybe_flush(self) -> None:
         if time.monotonic() - self._last > MANIFEST_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
-        self._last = time.monotonic()
-        if self.shard is not None:
-            return  # every line of its journal is already durable
-        write_json_atomic(manifest_data(self.content, self.records), self.path)
-        # the records of every journal are in the manifest now
-        for journal in [self.journal, *shard_journals(self.output_dir)]:
-            journal.unlink(missing_ok=True)
+        with self._lock:
+            self._last = time.monotonic()
+            if self.shard is not None:
+                return  # every line of its journal is already durable
+            write_json_atomic(manifest_data(self.content, self.records), self.path)
+            # the records of every journal are in the manifest now
+            for journal in [self.journal, *shard_journals(self.output_dir)]:
+                journal.unlink(missing_ok=True)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -501,11 +504,24 @@ class ExportCount:
     reused: int  # protected by an earlier run of the same profile
 
 
+def export_workers(device: torch.device) -> int:
+    """Threads that write a batch's images while the next batch's PGD runs (0: written in
+    the calling thread, between batches). On a CPU the PGD keeps every core busy and
+    writing beside it only slows it down by as much (docs/performance.md, thirteenth
+    session), so the export waits its turn; on a GPU the CPU is otherwise idle and the
+    export is the slower side. Decoding, PNG encoding and the perceptual measures release
+    the GIL."""
+    cores = os.cpu_count() or 1
+    return 0 if device.type != "cuda" else max(1, min(8, cores // 2))
+
+
 def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: torch.Tensor,
                    profile: Profile | None, writer: ManifestWriter,
-                   names: dict[str, str]) -> ExportCount:
+                   names: dict[str, str], workers: int | None = None) -> ExportCount:
     """Protect every image not yet done, one batch at a time, recording each finished
-    image with `writer` as soon as it is written."""
+    image with `writer` as soon as it is written. With `workers` (export_workers) a
+    batch's images are written by that many threads while the next batch's PGD runs; the
+    files and the manifest are the same whatever the number."""
     cfg, rep = run.config, run.reporter
     todo: list[ImageItem] = []
     reused = 0
@@ -517,8 +533,9 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
             writer.records[item.rel] = profile.records[item.rel]
             reused += 1
     total = len(todo)
-    written = 0
-    spatial_time = export_time = 0.0
+    workers = export_workers(run.device) if workers is None else workers
+    exports = BackgroundExports(run, writer, workers)
+    spatial_time = 0.0
     rep.stage("spatial", 0, total)
     rep.stage("export", 0, total)
     try:
@@ -531,23 +548,97 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
             spatial_time += (dt := time.monotonic() - t0)
             rep.spent("spatial", dt)
             rep.stage("spatial", start + len(batch), total)
-            t1 = time.monotonic()
+            exports.finish()  # the last batch's, written while this batch's PGD ran
+            rep.stage("export", start, total)
+            rep.check_cancel()  # a cancel during the PGD: nothing more is written
             for j, item in enumerate(ok):
-                record = export_one(run, folder, item, names[item.rel],
-                                    deltas[j] if deltas is not None else None,
-                                    offsets[item.label] if cfg.uses_colour else None)
-                writer.add(record)
-                written += record.status == "done"
+                exports.submit(folder, item, names[item.rel],
+                               deltas[j] if deltas is not None else None,
+                               offsets[item.label] if cfg.uses_colour else None)
                 folder.working.pop(item.rel, None)  # keep memory flat while streaming
-            export_time += (dt := time.monotonic() - t1)
-            rep.spent("export", dt)
-            rep.stage("export", start + len(batch), total)
-            writer.maybe_flush()
+        exports.finish()
+        rep.stage("export", total, total)
     finally:
+        # a cancel or an error still waits for the images being written and records them:
+        # finished work that a resumed run need not redo
+        exports.close()
         run.timings["spatial"] = spatial_time
-        run.timings["export"] = export_time
+        run.timings["export"] = exports.waited
+        run.timings["export-busy"] = exports.busy
         writer.flush()
-    return ExportCount(written, reused)
+    return ExportCount(exports.written, reused)
+
+
+class BackgroundExports:
+    """Writes images in worker threads (none: at once, in the calling thread). Each image
+    is journaled by the thread that wrote it as soon as it is written, so a kill loses at
+    most the images being written; the manifest is sorted, so it does not depend on the
+    threads. Only the calling thread reports (counts, warnings, time)."""
+
+    def __init__(self, run: Run, writer: ManifestWriter, workers: int) -> None:
+        self.run, self.writer = run, writer
+        self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="dune-export")
+                     if workers > 0 else None)
+        self.pending: list[Future[tuple[ImageRecord, float]]] = []
+        self.written = 0
+        self.waited = 0.0  # seconds the calling thread spent exporting or waiting for it
+        self.busy = 0.0  # seconds of export work, wherever it ran
+
+    def submit(self, folder: FolderData, item: ImageItem, out_rel: str,
+               delta: torch.Tensor | None, offset: torch.Tensor | None) -> None:
+        job = (self.run, self.writer, folder, item, out_rel, delta, offset)
+        if self.pool is not None:
+            self.pending.append(self.pool.submit(_timed_export, *job))
+            return
+        rec, seconds = _timed_export(*job)
+        self.waited += seconds
+        self.run.reporter.spent("export", seconds)
+        self._record(rec, seconds)
+
+    def finish(self) -> None:
+        """Wait for every submitted image and record it; an error (the disk is full) is
+        raised once the images written before it are recorded."""
+        start = time.monotonic()
+        pending, self.pending = self.pending, []
+        error: BaseException | None = None
+        for future in pending:
+            try:
+                rec, seconds = future.result()
+            except Exception as exc:
+                error = error or exc
+                continue
+            self._record(rec, seconds)
+        waited = time.monotonic() - start
+        self.waited += waited
+        self.run.reporter.spent("export", waited)
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        # called on the way out of a cancel or an error: what is being written is recorded,
+        # and an export error behind that one is not raised over it
+        try:
+            with suppress(Exception):
+                self.finish()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+    def _record(self, rec: ImageRecord, seconds: float) -> None:
+        self.busy += seconds
+        self.written += rec.status == "done"
+        if rec.status == "skipped":
+            self.run.reporter.warning(f"skipped {rec.source}: {rec.reason}")
+        self.writer.maybe_flush()
+
+
+def _timed_export(run: Run, writer: ManifestWriter, folder: FolderData, item: ImageItem,
+                  out_rel: str, delta: torch.Tensor | None, offset: torch.Tensor | None
+                  ) -> tuple[ImageRecord, float]:
+    start = time.monotonic()
+    rec = export_one(run, folder, item, out_rel, delta, offset)
+    writer.add(rec)
+    return rec, time.monotonic() - start
 
 
 def _decodable(run: Run, folder: FolderData, item: ImageItem, writer: ManifestWriter) -> bool:
@@ -567,8 +658,7 @@ def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
     cls = folder.classes[item.label]
     try:
         image = decode_full(item.path, cfg.max_pixels)
-    except ImageError as exc:
-        run.reporter.warning(f"skipped {item.rel}: {exc}")
+    except ImageError as exc:  # the caller reports it (this may run in a worker thread)
         return ImageRecord(item.rel, None, cls, "skipped", str(exc))
     out_path = cfg.output_dir / out_rel
     try:

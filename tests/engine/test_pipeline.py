@@ -421,3 +421,31 @@ def test_the_auto_ensemble_is_recorded_and_extends_a_profile_of_named_networks(
     assert again.protected == 1 and again.reused == 18
     assert json.loads((named / "manifest.json").read_text())["surrogates"][
         "architectures"] == ["fast"]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_export_threads_change_nothing_written(mixed_folder: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               workers: int) -> None:
+    """The export in one or several threads while the next batch's PGD runs (a GPU's
+    default) writes the same files and the same manifest as the export between batches
+    (a CPU's), bad files included."""
+    from dune_gui.engine import stages
+
+    reference = tmp_path / "reference"
+    first = protect(_config(mixed_folder, reference))
+    monkeypatch.setattr(stages, "export_workers", lambda device: workers)
+    out = tmp_path / f"workers-{workers}"
+    second = protect(_config(mixed_folder, out))
+    assert (second.protected, len(second.skipped)) == (first.protected, len(first.skipped))
+    assert first.timings["export-busy"] > 0 and second.timings["export-busy"] > 0
+
+    def written(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+                if p.is_file() and p.name != "manifest.json"}
+
+    def images(folder: Path) -> list[dict]:
+        return json.loads((folder / "manifest.json").read_text())["images"]
+
+    assert written(out) == written(reference)
+    assert images(out) == images(reference)
