@@ -19,6 +19,7 @@ from .engine import (
     INTERLEAVED,
     MANIFEST_NAME,
     PEERS,
+    PRESETS,
     SETTINGS,
     STEP_TITLES,
     USER_ERRORS,
@@ -123,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None,
                    help=f"settings file (JSON, as saved by the app, or a {MANIFEST_NAME}); "
                         "options given here override it")
+    p.add_argument("--level", choices=tuple(PRESETS), default=None,
+                   help="a protection level, as the app names them ("
+                        + "; ".join(f"{name}: {preset.summary.rstrip('.')}"
+                                    for name, preset in PRESETS.items())
+                        + "). It sets several options at once, over --config; the options "
+                          "given here override it. Without it, and without --config: the "
+                          "defaults, which are the invisible level")
     p.add_argument("--colour-preset", choices=tuple(COLOUR_PRESETS), default=None,
                    help="sets the three colour limits at once, from subtle (least visible, "
                         "weakest colour shortcut) to strong (the paper's limits); explicit "
@@ -230,6 +238,8 @@ def config_from_args(args: argparse.Namespace) -> ProtectConfig:
     if args.config is not None:
         base = ProtectConfig.load(args.config).to_dict()
     overrides: dict[str, Any] = {"input_dir": args.input, "output_dir": args.output}
+    if args.level:
+        overrides.update(PRESETS[args.level].values)
     if args.colour_preset:
         overrides.update(dataclasses.asdict(COLOUR_PRESETS[args.colour_preset]))
     for s in SETTINGS:

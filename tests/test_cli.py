@@ -28,6 +28,27 @@ def test_budget_parsing() -> None:
     assert args.eps == pytest.approx(0.02)
 
 
+def test_a_level_sets_its_options_and_explicit_options_win(tmp_path: Path) -> None:
+    from dune_gui.cli import config_from_args
+    from dune_gui.engine import DEFAULTS, PRESETS, preset_of
+
+    def config(*extra: str):
+        return config_from_args(build_parser().parse_args(["protect", "a", "b", *extra]))
+
+    assert preset_of(config().to_dict()) == "invisible"
+    strong = config("--level", "strong")
+    assert preset_of(strong.to_dict()) == "strong"
+    assert strong.eps == pytest.approx(PRESETS["strong"].values["eps"]) != DEFAULTS.eps
+    assert config("--level", "strong", "--eps", "12").eps == pytest.approx(12 / 255)
+    settings = tmp_path / "settings.json"
+    config("--steps", "7").save(settings)
+    # over a settings file: the level's own options change, the file's others stay
+    standard = config("--config", str(settings), "--level", "standard")
+    assert standard.steps == PRESETS["standard"].values["steps"]
+    assert config("--config", str(settings), "--level", "invisible").steps == \
+        PRESETS["invisible"].values["steps"]
+
+
 def test_protect_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     src = make_labeled_folder(tmp_path / "in", classes=2, per_class=3)
     out = tmp_path / "out"
