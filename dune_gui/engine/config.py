@@ -50,6 +50,9 @@ class Setting:
     gui: bool = True
     zero_means: str | None = None  # a word for 0 ("auto"), typed and shown instead of it
     alone: tuple[str, ...] = ()  # "names" that cannot be combined with others (e.g. auto)
+    # at its default (auto), a run that extends a folder's protection profile takes the
+    # value that profile was made with (Run.choose_*), so resuming at auto never mismatches
+    follows_profile: bool = False
 
     @property
     def has_legacy(self) -> bool:
@@ -187,7 +190,8 @@ class ProtectConfig:
         "members transfer better to unknown models and cost proportionally more time; "
         f"{AUTO_ENSEMBLE}: {AUTO_ENSEMBLE_HELP}",
         "ensemble", "names", choices=ARCHITECTURE_NAMES, cli="--ensemble",
-        alone=(AUTO_ENSEMBLE,), default_factory=lambda: (AUTO_ENSEMBLE,))
+        alone=(AUTO_ENSEMBLE,), follows_profile=True,
+        default_factory=lambda: (AUTO_ENSEMBLE,))
     # Two, not three: four members protected as well as six on CIFAR (docs/performance.md,
     # eighth and tenth sessions) in two thirds of the perturbation time.
     checkpoints: int = setting(
@@ -204,7 +208,7 @@ class ProtectConfig:
         f"{PHOTO_SURROGATE_EPOCHS}, for pretrained networks alone "
         f"{PRETRAINED_SURROGATE_EPOCHS}; time grows in proportion; trained once per folder "
         "and cached", "ensemble", "int", minimum=0, maximum=1000, cli="--epochs",
-        zero_means="auto")
+        zero_means="auto", follows_profile=True)
     surrogate_files: tuple[str, ...] = setting(
         None, "Surrogate files", "extra surrogates: state dicts, TorchScript or ONNX files "
         "(never unpickled code); ONNX joins the colour search only", "ensemble", "files",
@@ -214,7 +218,7 @@ class ProtectConfig:
         "their own size, photos at 224 px on a GPU and 128 px on a CPU. Larger follows the "
         "photo's detail more closely and costs (size / 32)^2 times the time; outputs always "
         "keep their own size", "ensemble", "int", minimum=0, maximum=512,
-        cli="--working-size", zero_means="auto")
+        cli="--working-size", zero_means="auto", follows_profile=True)
     # Colour branch (particle swarm) and its perceptual limits.
     psnr_min: float = setting(
         36.0, "PSNR at least", "lowest PSNR an image may have after the colour offset, dB; "

@@ -21,7 +21,13 @@ from typing import Any
 import torch
 
 from .. import __version__
-from .config import AUTO_ENSEMBLE, ProtectConfig, resolve_label_shift, with_legacy_values
+from .config import (
+    AUTO_ENSEMBLE,
+    SETTINGS,
+    ProtectConfig,
+    resolve_label_shift,
+    with_legacy_values,
+)
 from .export import append_journal_line, read_journal, write_json_atomic
 from .progress import Reporter
 from .shards import Shard, shard_journals
@@ -30,13 +36,13 @@ MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifest write
 MANIFEST_INTERVAL_S = 10.0
 MANIFEST_VERSION = 1
-# Settings (name -> their auto value) that a run resolves from the profile it extends when
-# there is one (Run.choose_working_size, choose_architectures, choose_surrogate_epochs): at
-# auto they take the profile's value, explicit or resolved, so a run at auto never
-# mismatches on them. (The label shift's auto is resolved from the classes instead, in
-# comparable_method.)
+# Settings (name -> their auto value, as a manifest stores it) that a run resolves from the
+# profile it extends (Setting.follows_profile; Run.choose_working_size,
+# choose_architectures, choose_surrogate_epochs): at auto they take the profile's value,
+# explicit or resolved, so a run at auto never mismatches on them. (The label shift's auto
+# is resolved from the classes instead, in comparable_method.)
 FOLLOWS_THE_PROFILE_AT_AUTO: dict[str, Any] = {
-    "working_size": 0, "epochs": 0, "architectures": [AUTO_ENSEMBLE]}
+    s.name: json.loads(json.dumps(s.default)) for s in SETTINGS if s.follows_profile}
 
 
 class ProfileMismatch(Exception):

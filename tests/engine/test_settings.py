@@ -157,3 +157,15 @@ def test_the_auto_ensemble_trains_small_nets_on_small_images_and_a_pretrained_on
     with pytest.raises(ValueError, match="alone"):
         ProtectConfig(input_dir=Path("."), output_dir=Path("."),
                       architectures=(AUTO_ENSEMBLE, "fast"))
+
+
+def test_settings_that_follow_the_profile_do_so_at_their_auto_default() -> None:
+    """A run takes a profile's value only where the user left the setting at auto, so the
+    default of each such row must be its auto (an explicit default would be overridden)."""
+    from dune_gui.engine.profile import FOLLOWS_THE_PROFILE_AT_AUTO
+
+    following = [s for s in SETTINGS if s.follows_profile]
+    assert following and set(FOLLOWS_THE_PROFILE_AT_AUTO) == {s.name for s in following}
+    for s in following:
+        assert (s.zero_means == "auto" and s.default == 0) or \
+            (s.alone and tuple(s.default) == s.alone[:1]), s.name
