@@ -2,7 +2,7 @@
 the next batch's PGD runs saves end to end.
 
     python -m dune_gui.bench.export [--photos DIR] [--count 80] [--resize 400x533]
-                                    [--workers 0,1] [--rounds 2] [--json FILE]
+                                    [--workers 0,1] [--rounds 2] [--device cpu] [--json FILE]
 
 Part 1 times each step of exporting one photo (decode, compose, PNG encoding at zlib
 levels 1 and 6 with the file sizes, the perceptual measures) over `--count` photos.
@@ -92,11 +92,13 @@ def export_steps(folder: Path) -> dict[str, float]:
     return out
 
 
-def end_to_end(folder: Path, workers: list[int], rounds: int, work: Path) -> dict:
+def end_to_end(folder: Path, workers: list[int], rounds: int, work: Path,
+               device: str) -> dict:
     cache = work / "cache"
 
     def run(out: Path):
-        config = ProtectConfig(input_dir=folder, output_dir=out, cache_dir=cache, device="cpu")
+        config = ProtectConfig(input_dir=folder, output_dir=out, cache_dir=cache,
+                               device=device)
         start = time.perf_counter()
         result = protect(config)
         return time.perf_counter() - start, result
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--workers", default="0,1",
                         help="export thread counts to compare (0: the calling thread)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -140,8 +143,9 @@ def main() -> None:
                                   "threads": torch.get_num_threads(),
                                   "export steps per photo": export_steps(folder)}
         if not args.skip_end_to_end:
-            workers = [int(w) for w in args.workers.split(",")]
-            out["end to end"] = end_to_end(folder, workers, args.rounds, work)
+            workers = list(dict.fromkeys(int(w) for w in args.workers.split(",")))
+            out["device"] = args.device
+            out["end to end"] = end_to_end(folder, workers, args.rounds, work, args.device)
     print(json.dumps(out, indent=1))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
