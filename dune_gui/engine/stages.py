@@ -556,6 +556,8 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
                                deltas[j] if deltas is not None else None,
                                offsets[item.label] if cfg.uses_colour else None)
                 folder.working.pop(item.rel, None)  # keep memory flat while streaming
+            if not exports.in_background:  # written already
+                rep.stage("export", start + len(batch), total)
         exports.finish()
         rep.stage("export", total, total)
     finally:
@@ -579,6 +581,7 @@ class BackgroundExports:
         self.run, self.writer = run, writer
         self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="dune-export")
                      if workers > 0 else None)
+        self.in_background = self.pool is not None
         self.pending: list[Future[tuple[ImageRecord, float]]] = []
         self.written = 0
         self.waited = 0.0  # seconds the calling thread spent exporting or waiting for it
