@@ -56,7 +56,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "colour_grid": 1}),
     Preset("strong", "Strong",
            "Visible grain and a colour grade that varies across the picture. The strongest "
-           "protection, also against JPEG, blur and grayscale training.",
+           "protection against models trained from scratch, also under JPEG, blur and "
+           "grayscale; a network pretrained on photos still learns through it.",
            {**PAPER, "mode": "dune", "eps": 16 / 255, "step_size": 1 / 255,
             "colour_grid": 2}),
 )}
