@@ -114,7 +114,7 @@ def end_to_end(folder: Path, workers: list[int], rounds: int, work: Path,
                 wall, result = run(work / f"round{r}-workers{w}")
                 walls[w].append(round(wall, 1))
                 stage_s[w].append({k: round(v, 1) for k, v in result.timings.items()
-                                   if k in ("spatial", "export", "export-busy")})
+                                   if k in ("spatial", "export", "export-threads")})
     finally:
         stages.export_workers = original  # type: ignore[assignment]
     base = statistics.median(walls[workers[0]])

@@ -566,7 +566,8 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
         exports.close()
         run.timings["spatial"] = spatial_time
         run.timings["export"] = exports.waited
-        run.timings["export-busy"] = exports.busy
+        if exports.in_background:  # its own work, most of it hidden behind the PGD
+            run.timings["export-threads"] = exports.busy
         writer.flush()
     return ExportCount(exports.written, reused)
 
