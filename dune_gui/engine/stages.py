@@ -517,11 +517,11 @@ def export_workers(device: torch.device) -> int:
 
 def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: torch.Tensor,
                    profile: Profile | None, writer: ManifestWriter,
-                   names: dict[str, str], workers: int | None = None) -> ExportCount:
+                   names: dict[str, str]) -> ExportCount:
     """Protect every image not yet done, one batch at a time, recording each finished
-    image with `writer` as soon as it is written. With `workers` (export_workers) a
-    batch's images are written by that many threads while the next batch's PGD runs; the
-    files and the manifest are the same whatever the number."""
+    image with `writer` as soon as it is written. Where export_workers says so, a batch's
+    images are written by threads while the next batch's PGD runs; the files and the
+    manifest are the same whatever the number."""
     cfg, rep = run.config, run.reporter
     todo: list[ImageItem] = []
     reused = 0
@@ -533,8 +533,7 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
             writer.records[item.rel] = profile.records[item.rel]
             reused += 1
     total = len(todo)
-    workers = export_workers(run.device) if workers is None else workers
-    exports = BackgroundExports(run, writer, workers)
+    exports = BackgroundExports(run, writer, export_workers(run.device))
     spatial_time = 0.0
     rep.stage("spatial", 0, total)
     rep.stage("export", 0, total)
@@ -548,8 +547,9 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
             spatial_time += (dt := time.monotonic() - t0)
             rep.spent("spatial", dt)
             rep.stage("spatial", start + len(batch), total)
-            exports.finish()  # the last batch's, written while this batch's PGD ran
-            rep.stage("export", start, total)
+            if exports.in_background:  # the last batch's, written while this PGD ran
+                exports.finish()
+                rep.stage("export", start, total)
             rep.check_cancel()  # a cancel during the PGD: nothing more is written
             for j, item in enumerate(ok):
                 exports.submit(folder, item, names[item.rel],

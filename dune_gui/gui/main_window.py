@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from .. import APP_NAME, __version__
 from ..engine import (
+    DEFAULTS,
     INTERLEAVED,
     MANIFEST_NAME,
     PROTECT_STAGES,
@@ -509,7 +510,7 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_settings(ProtectConfig.from_dict(values).to_dict())
 
     def _changed_values(self) -> dict[str, Any]:
-        defaults = ProtectConfig.from_dict({}).to_dict()
+        defaults = DEFAULTS.to_dict()
         return {name: value for name, value in self._config_values().items()
                 if name not in ("input_dir", "output_dir") and value != defaults.get(name)}
 
