@@ -24,31 +24,22 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from dune_gui.engine import ProtectConfig, protect, stages
 from dune_gui.engine.config import DEFAULTS
-from dune_gui.engine.data import decode_full, decode_working, scan_folder
+from dune_gui.engine.data import decode_full, decode_working
 from dune_gui.engine.export import compose, quality_metrics, read_back, to_pil
 from dune_gui.engine.stages import pixel_budget
 
-DEFAULT_PHOTOS = (Path(__file__).resolve().parents[2].parent / "shared" / "data"
-                  / "imagenette" / "train")
+from .samples import DEFAULT_PHOTOS, copy_photo, spread_sample
 
 
 def sample_folder(photos: Path, count: int, resize: str | None, into: Path) -> Path:
     """`count` photos spread over the classes, copied (resized, JPEG 92) into `into`."""
-    scan = scan_folder(photos)
-    step = max(1, len(scan.items) // count)
-    for item in scan.items[::step][:count]:
-        target = into / scan.classes[item.label] / (Path(item.rel).stem + ".jpg")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(item.path) as img:
-            img = img.convert("RGB")
-            if resize:
-                width, height = (int(v) for v in resize.lower().split("x"))
-                img = img.resize((width, height), Image.Resampling.LANCZOS)
-            img.save(target, quality=92)
+    classes, items = spread_sample(photos, count)
+    for item in items:
+        copy_photo(item.path, into / classes[item.label] / (Path(item.rel).stem + ".jpg"),
+                   resize)
     return into
 
 

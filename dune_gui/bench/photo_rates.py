@@ -23,19 +23,18 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from dune_gui.engine.colour import colour_objective, offset_values
 from dune_gui.engine.config import DEFAULTS, resolve_architectures, resolve_surrogate_epochs
-from dune_gui.engine.data import decode_full, decode_working, photo_resolution, scan_folder
+from dune_gui.engine.data import decode_full, decode_working, photo_resolution
 from dune_gui.engine.export import compose, export_image
 from dune_gui.engine.models import build_model
 from dune_gui.engine.stages import GREY_VIEW_WEIGHT, pixel_budget, spatial_attack
 from dune_gui.engine.surrogates import Ensemble, members_from_checkpoints
 from dune_gui.engine.training import checkpoint_epochs, train_classifier
 
-DEFAULT_PHOTOS = (Path(__file__).resolve().parents[2].parent / "shared" / "data"
-                  / "imagenette" / "train")
+from .samples import DEFAULT_PHOTOS, copy_photo, spread_sample
+
 CPU = torch.device("cpu")
 
 
@@ -57,26 +56,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     cfg = DEFAULTS
-    scan = scan_folder(args.photos)
-    step = max(1, len(scan.items) // args.count)
-    items = scan.items[::step][:args.count]  # spread over the classes
+    classes, items = spread_sample(args.photos, args.count)
     paths = [item.path for item in items]
     copies = tempfile.TemporaryDirectory()
     if args.resize:
-        width, height = (int(v) for v in args.resize.lower().split("x"))
-        paths = []
-        for j, item in enumerate(items):
-            with Image.open(item.path) as img:
-                target = Path(copies.name) / f"{j}.jpg"
-                img.convert("RGB").resize((width, height), Image.Resampling.LANCZOS).save(
-                    target, quality=92)
-            paths.append(target)
+        paths = [copy_photo(item.path, Path(copies.name) / f"{j}.jpg", args.resize)
+                 for j, item in enumerate(items)]
     side, photo_size = photo_resolution(paths, cfg.max_pixels, on_gpu=False)
     size = args.working_size or photo_size or side
     architectures = resolve_architectures(cfg.architectures, size)
     epochs = resolve_surrogate_epochs(cfg.epochs, args.project, size, architectures,
                                       cfg.checkpoints)
-    k = len(scan.classes)
+    k = len(classes)
     out: dict[str, object] = {"photos": str(args.photos), "resized_to": args.resize,
                               "sample": len(items),
                               "photo_short_side": side, "working_size": size,

@@ -116,14 +116,10 @@ def delta_e2000(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ciede2000_map(rgb_to_lab(a), rgb_to_lab(b)).flatten(1).mean(1)
 
 
-def delta_e2000_p99(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """99th percentile of the per-pixel CIEDE2000 per image: the worst visible spots (a cast
-    on a flat area), which a mean over a busy picture hides."""
-    return delta_e2000_mean_p99(a, b)[1]
-
-
 def delta_e2000_mean_p99(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """delta_e2000 and delta_e2000_p99 from one per-pixel map (the map is most of the cost)."""
+    """delta_e2000 and the 99th percentile of the per-pixel CIEDE2000 per image (the worst
+    visible spots, a cast on a flat area, which a mean over a busy picture hides), from one
+    per-pixel map (the map is most of the cost)."""
     per_pixel = ciede2000_map(rgb_to_lab(a), rgb_to_lab(b)).flatten(1)
     return per_pixel.mean(1), torch.quantile(per_pixel, 0.99, dim=1)
 

@@ -5,6 +5,7 @@ from dune_gui.engine.metrics import (
     PSNR_IDENTICAL,
     ciede2000_map,
     delta_e2000,
+    delta_e2000_mean_p99,
     psnr,
     rgb_to_lab,
     ssim,
@@ -33,6 +34,16 @@ def test_identical_images() -> None:
     assert torch.all(psnr(x, x) == PSNR_IDENTICAL)
     assert torch.allclose(ssim(x, x), torch.ones(3))
     assert torch.all(delta_e2000(x, x) < 1e-3)
+
+
+def test_the_99th_percentile_sees_a_spot_the_mean_hides() -> None:
+    x = torch.full((2, 3, 20, 20), 0.5)
+    y = x.clone()
+    y[1, 0, :3, :3] = 0.9  # 9 of 400 pixels turned red, the rest untouched
+    mean, p99 = delta_e2000_mean_p99(x, y)
+    assert torch.allclose(mean, delta_e2000(x, y))
+    assert float(mean[0]) < 1e-3 and float(p99[0]) < 1e-3
+    assert float(p99[1]) > 10 * float(mean[1])
 
 
 def test_psnr_of_a_known_shift() -> None:
