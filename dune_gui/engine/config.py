@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
+
 MODES = ("dune", "spatial", "colour")
 FORMATS = ("png", "keep")
 DEVICES = ("auto", "cpu", "cuda")
@@ -371,8 +373,13 @@ class ProtectConfig:
         merged.setdefault("output_dir", ".")
         return cls(**merged)
 
-    def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+    def save(self, path: Path, without: tuple[str, ...] = ()) -> None:
+        """A settings file `load` reads back, replaced atomically (a crash mid-write leaves
+        the previous file); `without` names settings left out (the app leaves out its
+        cache folder, which belongs to the machine, not to the settings)."""
+        values = {k: v for k, v in self.to_dict().items() if k not in without}
+        with atomic_write(Path(path), "w") as fh:
+            fh.write(json.dumps(values, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path, **overrides: Any) -> ProtectConfig:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_write
 from .config import COLOUR_PRESETS, DEFAULTS, ProtectConfig, migrate_settings
 from .cpu_memory import releases_cpu_memory
 from .data import (
@@ -358,7 +359,8 @@ def _plain(value: Any) -> Any:
 def write_report(report: EvaluationReport, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(report.to_json(), folder / "report.json")
-    (folder / "report.md").write_text(markdown_table(report), encoding="utf-8")
+    with atomic_write(folder / "report.md", "w") as fh:
+        fh.write(markdown_table(report))
     plot_report(report, folder / "report.png")
     points = tradeoff_points(report)
     if points:
@@ -470,7 +472,8 @@ def plot_report(report: EvaluationReport, path: Path) -> None:
         ly = height - 60 + (ti // 4) * 20
         draw.rectangle([lx, ly, lx + 12, ly + 12], fill=palette[ti % len(palette)])
         draw.text((lx + 18, ly - 1), t, fill="black", font=font)
-    img.save(path)
+    with atomic_write(path) as fh:
+        img.save(fh, format="PNG")
 
 
 # What each defence means to someone who is not a machine-learning researcher.

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import atomic_write
+
 
 def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: float,
                   clean: float | None = None,
@@ -51,4 +53,5 @@ def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: fl
     draw.text((left + 200, height - 24), "PSNR of the protected images, dB (right = less "
               "visible)", fill="black", font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with atomic_write(path) as fh:
+        img.save(fh, format="PNG")

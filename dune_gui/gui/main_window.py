@@ -482,8 +482,10 @@ class MainWindow(QMainWindow):
 
     def write_settings_file(self, path: Path) -> None:
         """The same JSON `dune-cli protect --config FILE` reads."""
-        values = self._config_values()
-        path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+        try:
+            self._config().save(path, without=("cache_dir",))
+        except OSError as exc:
+            self.show_error(f"Cannot save settings to {path}: {exc.strerror or exc}")
 
     def load_settings_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load settings", "",
@@ -499,10 +501,13 @@ class MainWindow(QMainWindow):
             return
         self._apply_values(config.to_dict())
 
+    def _config(self) -> ProtectConfig:
+        return ProtectConfig(input_dir=self.input_dir or Path("."),
+                             output_dir=Path(self.output_edit.text().strip() or "."),
+                             **self._widget_values())
+
     def _config_values(self) -> dict[str, Any]:
-        values = ProtectConfig(input_dir=self.input_dir or Path("."),
-                               output_dir=Path(self.output_edit.text().strip() or "."),
-                               **self._widget_values()).to_dict()
+        values = self._config().to_dict()
         values.pop("cache_dir", None)
         return values
 

@@ -152,6 +152,7 @@ def test_shortcut_victim_scores_near_chance_and_report_is_complete(tmp_path: Pat
     assert distortion["ops"]["psnr"] > distortion["lsp"]["psnr"]
     assert 0 < distortion["shortcut"]["ssim"] < 1 and distortion["shortcut"]["delta_e"] > 0
     assert "- lsp: PSNR" in (report_dir / "report.md").read_text()
+    assert not list(report_dir.glob(".dune-*"))  # every file written whole, then renamed
 
 
 def test_every_defence_is_registered() -> None:

@@ -40,6 +40,21 @@ def test_settings_persist_and_files_are_read_by_the_cli(qtbot, settings_store: Q
     assert config.psnr_min == pytest.approx(20)
 
 
+def test_a_settings_file_that_cannot_be_written_is_reported(qtbot, settings_store: QSettings,
+                                                            errors: list[str],
+                                                            tmp_path: Path) -> None:
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    window.write_settings_file(blocker / "settings.json")  # no folder can be made there
+    assert len(errors) == 1 and errors[0].startswith("Cannot save settings to ")
+    good = tmp_path / "settings.json"
+    window.write_settings_file(good)
+    assert "cache_dir" not in json.loads(good.read_text())  # the machine's, not the settings'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "settings.json"]  # no leftovers
+
+
 def test_only_changed_settings_are_remembered_so_new_defaults_reach_users(
         qtbot, settings_store: QSettings) -> None:
     first = MainWindow(settings_store)
