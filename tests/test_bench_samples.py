@@ -7,8 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from dune_gui.bench.export import sample_folder
-from dune_gui.bench.samples import spread_sample
+from dune_gui.bench.samples import sample_folder, spread_sample
 
 
 def test_a_sample_spreads_over_the_classes(labeled_folder: Path) -> None:

@@ -31,16 +31,7 @@ from dune_gui.engine.data import decode_full, decode_working
 from dune_gui.engine.export import compose, quality_metrics, read_back, to_pil
 from dune_gui.engine.stages import pixel_budget
 
-from .samples import DEFAULT_PHOTOS, copy_photo, spread_sample
-
-
-def sample_folder(photos: Path, count: int, resize: str | None, into: Path) -> Path:
-    """`count` photos spread over the classes, copied (resized, JPEG 92) into `into`."""
-    classes, items = spread_sample(photos, count)
-    for item in items:
-        copy_photo(item.path, into / classes[item.label] / (Path(item.rel).stem + ".jpg"),
-                   resize)
-    return into
+from .samples import DEFAULT_PHOTOS, sample_folder
 
 
 def export_steps(folder: Path) -> dict[str, float]:

@@ -37,3 +37,13 @@ def copy_photo(source: Path, target: Path, resize: str | None) -> Path:
             img = img.resize(parse_size(resize), Image.Resampling.LANCZOS)
         img.save(target, quality=92)
     return target
+
+
+def sample_folder(photos: Path, count: int, resize: str | None, into: Path) -> Path:
+    """`count` photos spread over the classes, copied (resized, JPEG 92) into a labeled
+    folder `into`."""
+    classes, items = spread_sample(photos, count)
+    for item in items:
+        copy_photo(item.path, into / classes[item.label] / (Path(item.rel).stem + ".jpg"),
+                   resize)
+    return into
