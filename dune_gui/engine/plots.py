@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_write
+
+
+def psnr_axis(points: list[tuple[str, float, float]]) -> tuple[float, float]:
+    """The PSNR range drawn: 16-40 dB (visible casts to the invisible target and beyond),
+    widened in steps of 4 dB so that no point falls off the frame (OPS's one pixel per
+    image measures well above 40 dB)."""
+    lo, hi = 16.0, 40.0
+    for _, psnr, _ in points:
+        while psnr < lo + 1:
+            lo -= 4
+        while psnr > hi - 1:
+            hi += 4
+    return lo, hi
+
+
+def stack_labels(wanted: list[tuple[float, float, float]], line: float = 12.0
+                 ) -> list[tuple[float, float]]:
+    """Where to draw each label, given (x, y, length) where it would go: a label that
+    would cover an earlier one moves down a line (levels of similar distortion and
+    accuracy sit close together, and their labels must stay readable)."""
+    placed: list[tuple[float, float, float, float]] = []
+    for x, y, length in wanted:
+        while any(x < r and x + length > lft and y < b and y + line > t
+                  for lft, t, r, b in placed):
+            y += line
+        placed.append((x, y, x + length, y + line))
+    return [(lft, t) for lft, t, _, _ in placed]
 
 
 def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: float,
@@ -18,8 +46,9 @@ def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: fl
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default()
-    x_lo, x_hi = 16.0, 40.0
-    y_hi = max(60.0, clean or 0.0)
+    x_lo, x_hi = psnr_axis(points)
+    # Room above the highest accuracy (pretrained victims on photos score near 90%).
+    y_hi = 10.0 * math.ceil((max([60.0, clean or 0.0] + [acc for _, _, acc in points]) + 2) / 10)
 
     def at(psnr: float, acc: float) -> tuple[float, float]:
         x = left + (psnr - x_lo) / (x_hi - x_lo) * (width - left - right)
@@ -44,11 +73,18 @@ def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: fl
     x32, _ = at(32, 0)
     draw.line([(x32, top), (x32, height - bottom)], fill=(60, 140, 60))
     draw.text((x32 + 4, top + 4), "32 dB: invisible target", fill=(60, 140, 60), font=font)
+    labels, wanted = [], []
     for name, psnr, acc in points:
         x, y = at(psnr, acc)
         draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(40, 80, 200))
-        draw.text((x + 8, y - 6), f"{name} ({psnr:.1f} dB, {acc:.1f}%)", fill="black",
-                  font=font)
+        label = f"{name} ({psnr:.1f} dB, {acc:.1f}%)"
+        length = draw.textlength(label, font=font)
+        # Labels of points near the right edge go on their left, inside the picture.
+        tx = x + 8 if length <= width - right - (x + 8) else x - 8 - length
+        labels.append(label)
+        wanted.append((tx, y - 6, length))
+    for label, (tx, ty) in zip(labels, stack_labels(wanted), strict=True):
+        draw.text((tx, ty), label, fill="black", font=font)
     draw.text((left, 12), title, fill="black", font=font)
     draw.text((left + 200, height - 24), "PSNR of the protected images, dB (right = less "
               "visible)", fill="black", font=font)
