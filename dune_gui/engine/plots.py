@@ -48,7 +48,7 @@ def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: fl
     font = ImageFont.load_default()
     x_lo, x_hi = psnr_axis(points)
     # Room above the highest accuracy (pretrained victims on photos score near 90%).
-    y_hi = 10.0 * math.ceil((max([60.0, clean or 0.0] + [acc for _, _, acc in points]) + 2) / 10)
+    y_hi = 10.0 * math.ceil((max([60.0, clean or 0.0] + [acc for _, _, acc in points]) + 8) / 10)
 
     def at(psnr: float, acc: float) -> tuple[float, float]:
         x = left + (psnr - x_lo) / (x_hi - x_lo) * (width - left - right)
@@ -72,7 +72,9 @@ def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: fl
             draw.text((left + 6, y - 14), label, fill=colour, font=font)
     x32, _ = at(32, 0)
     draw.line([(x32, top), (x32, height - bottom)], fill=(60, 140, 60))
-    draw.text((x32 + 4, top + 4), "32 dB: invisible target", fill=(60, 140, 60), font=font)
+    # At the bottom, where no victim's accuracy lies (below chance), clear of the labels.
+    draw.text((x32 + 4, height - bottom - 16), "32 dB: invisible target", fill=(60, 140, 60),
+              font=font)
     labels, wanted = [], []
     for name, psnr, acc in points:
         x, y = at(psnr, acc)
