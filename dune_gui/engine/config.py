@@ -55,6 +55,9 @@ class Setting:
     # at its default (auto), a run that extends a folder's protection profile takes the
     # value that profile was made with (Run.choose_*), so resuming at auto never mismatches
     follows_profile: bool = False
+    # belongs to this machine (a path on it), not to a way of protecting: left out of
+    # settings files, which another machine may read, and never remembered as a choice
+    machine: bool = False
 
     @property
     def has_legacy(self) -> bool:
@@ -301,7 +304,7 @@ class ProtectConfig:
         "run", "int", minimum=1, maximum=10**12, cli="--max-pixels", method=False, gui=False)
     cache_dir: Path | None = setting(
         None, "Cache folder", "where trained surrogates are cached (default: the user cache "
-        "folder)", "run", "path", cli="--cache-dir", method=False, gui=False)
+        "folder)", "run", "path", cli="--cache-dir", method=False, gui=False, machine=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_dir", Path(self.input_dir))
@@ -373,11 +376,14 @@ class ProtectConfig:
         merged.setdefault("output_dir", ".")
         return cls(**merged)
 
-    def save(self, path: Path, without: tuple[str, ...] = ()) -> None:
-        """A settings file `load` reads back, replaced atomically (a crash mid-write leaves
-        the previous file); `without` names settings left out (the app leaves out its
-        cache folder, which belongs to the machine, not to the settings)."""
-        values = {k: v for k, v in self.to_dict().items() if k not in without}
+    def portable_dict(self) -> dict[str, Any]:
+        """The settings without those that belong to this machine (Setting.machine)."""
+        return {k: v for k, v in self.to_dict().items() if k not in MACHINE_SETTINGS}
+
+    def save(self, path: Path) -> None:
+        """A settings file `load` reads back on any machine (the machine's own settings
+        left out), replaced atomically (a crash mid-write leaves the previous file)."""
+        values = self.portable_dict()
         with atomic_write(Path(path), "w") as fh:
             fh.write(json.dumps(values, indent=2) + "\n")
 
@@ -401,6 +407,7 @@ SETTINGS: tuple[Setting, ...] = tuple(
     for f in dataclasses.fields(ProtectConfig) if "setting" in f.metadata)
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
+MACHINE_SETTINGS = frozenset(s.name for s in SETTINGS if s.machine)
 
 
 def resolve_architectures(architectures: tuple[str, ...], working_size: int

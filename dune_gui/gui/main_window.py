@@ -71,9 +71,6 @@ CHANGED_SETTINGS_KEY = "changed_settings"
 # Earlier versions remembered every value: their defaults of the time are not told apart
 # from choices, so such a state is not applied (the user is told).
 FULL_SETTINGS_KEY = "settings"
-# Settings that belong to this machine, not to a way of protecting: neither remembered as
-# a choice nor written into a settings file another machine may read.
-MACHINE_SETTINGS = ("cache_dir",)
 STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
 
 
@@ -486,7 +483,7 @@ class MainWindow(QMainWindow):
     def write_settings_file(self, path: Path) -> None:
         """The same JSON `dune-cli protect --config FILE` reads."""
         try:
-            self._config().save(path, without=MACHINE_SETTINGS)
+            self._config().save(path)
         except OSError as exc:
             self.show_error(f"Cannot save settings to {path}: {exc.strerror or exc}")
 
@@ -510,7 +507,7 @@ class MainWindow(QMainWindow):
                              **self._widget_values())
 
     def _config_values(self) -> dict[str, Any]:
-        return {k: v for k, v in self._config().to_dict().items() if k not in MACHINE_SETTINGS}
+        return self._config().portable_dict()
 
     def _apply_values(self, values: dict[str, Any]) -> None:
         self.settings_panel.set_settings(ProtectConfig.from_dict(values).to_dict())
