@@ -55,8 +55,9 @@ class Setting:
     # at its default (auto), a run that extends a folder's protection profile takes the
     # value that profile was made with (Run.choose_*), so resuming at auto never mismatches
     follows_profile: bool = False
-    # belongs to this machine (a path on it), not to a way of protecting: left out of
-    # settings files, which another machine may read, and never remembered as a choice
+    # belongs to this machine (a path on it), not to a way of protecting: the app neither
+    # remembers it as a choice nor writes it into the settings files it saves (the CLI's
+    # --save-config keeps it: shards on several machines share one cache folder)
     machine: bool = False
 
     @property
@@ -380,10 +381,10 @@ class ProtectConfig:
         """The settings without those that belong to this machine (Setting.machine)."""
         return {k: v for k, v in self.to_dict().items() if k not in MACHINE_SETTINGS}
 
-    def save(self, path: Path) -> None:
-        """A settings file `load` reads back on any machine (the machine's own settings
-        left out), replaced atomically (a crash mid-write leaves the previous file)."""
-        values = self.portable_dict()
+    def save(self, path: Path, portable: bool = False) -> None:
+        """A settings file `load` reads back, replaced atomically (a crash mid-write leaves
+        the previous file); `portable` leaves out the settings that belong to this machine."""
+        values = self.portable_dict() if portable else self.to_dict()
         with atomic_write(Path(path), "w") as fh:
             fh.write(json.dumps(values, indent=2) + "\n")
 

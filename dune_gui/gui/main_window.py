@@ -483,7 +483,7 @@ class MainWindow(QMainWindow):
     def write_settings_file(self, path: Path) -> None:
         """The same JSON `dune-cli protect --config FILE` reads."""
         try:
-            self._config().save(path)
+            self._config().save(path, portable=True)
         except OSError as exc:
             self.show_error(f"Cannot save settings to {path}: {exc.strerror or exc}")
 

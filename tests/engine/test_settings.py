@@ -171,13 +171,15 @@ def test_settings_that_follow_the_profile_do_so_at_their_auto_default() -> None:
             (s.alone and tuple(s.default) == s.alone[:1]), s.name
 
 
-def test_settings_files_leave_out_the_machines_own_settings(tmp_path: Path) -> None:
-    # The cache folder is a path on this machine: a settings file (the CLI's --save-config,
-    # the app's Save settings) that travels to another machine must not carry it.
+def test_portable_settings_files_leave_out_the_machines_own_settings(tmp_path: Path) -> None:
+    # The cache folder is a path on this machine: the app's Save settings (portable) must
+    # not carry it; the CLI's --save-config keeps it for shards sharing one cache folder.
     config = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o",
                            cache_dir=tmp_path / "cache", steps=3)
     path = tmp_path / "settings.json"
-    config.save(path)
+    config.save(path, portable=True)
     saved = json.loads(path.read_text())
     assert "cache_dir" not in saved and saved["steps"] == 3
     assert ProtectConfig.load(path).cache_dir is None
+    config.save(path)
+    assert ProtectConfig.load(path).cache_dir == tmp_path / "cache"
