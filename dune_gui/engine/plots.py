@@ -23,18 +23,28 @@ def psnr_axis(points: list[tuple[str, float, float]]) -> tuple[float, float]:
     return lo, hi
 
 
-def stack_labels(wanted: list[tuple[float, float, float]], line: float = 12.0
-                 ) -> list[tuple[float, float]]:
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+def covers(box: Box, others: list[Box]) -> bool:
+    lft, t, r, b = box
+    return any(lft < r2 and r > l2 and t < b2 and b > t2 for l2, t2, r2, b2 in others)
+
+
+def stack_labels(wanted: list[tuple[float, float, float]], line: float = 12.0,
+                 obstacles: list[Box] | None = None) -> list[tuple[float, float]]:
     """Where to draw each label, given (x, y, length) where it would go: a label that
-    would cover an earlier one moves down a line (levels of similar distortion and
-    accuracy sit close together, and their labels must stay readable)."""
-    placed: list[tuple[float, float, float, float]] = []
+    would cover an earlier one or an obstacle (the drawn points) moves down a line
+    (levels of similar distortion and accuracy sit close together, and their labels must
+    stay readable)."""
+    placed: list[Box] = list(obstacles or [])
+    labels: list[Box] = []
     for x, y, length in wanted:
-        while any(x < r and x + length > lft and y < b and y + line > t
-                  for lft, t, r, b in placed):
+        while covers((x, y, x + length, y + line), placed):
             y += line
-        placed.append((x, y, x + length, y + line))
-    return [(lft, t) for lft, t, _, _ in placed]
+        labels.append((x, y, x + length, y + line))
+        placed.append(labels[-1])
+    return [(lft, t) for lft, t, _, _ in labels]
 
 
 def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: float,
@@ -75,18 +85,26 @@ def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: fl
     # At the bottom, where no victim's accuracy lies (below chance), clear of the labels.
     draw.text((x32 + 4, height - bottom - 16), "32 dB: invisible target", fill=(60, 140, 60),
               font=font)
+    centres = [at(psnr, acc) for _, psnr, acc in points]
+    dots: list[Box] = [(x - 6, y - 6, x + 6, y + 6) for x, y in centres]
     labels, wanted = [], []
-    for name, psnr, acc in points:
-        x, y = at(psnr, acc)
-        draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(40, 80, 200))
+    for (name, psnr, acc), (x, y) in zip(points, centres, strict=True):
         label = f"{name} ({psnr:.1f} dB, {acc:.1f}%)"
         length = draw.textlength(label, font=font)
-        # Labels of points near the right edge go on their left, inside the picture.
-        tx = x + 8 if length <= width - right - (x + 8) else x - 8 - length
+        # On the point's right unless that leaves the picture or covers another point.
+        on_right = (x + 8, y - 6, x + 8 + length, y + 6)
+        fits = length <= width - right - (x + 8) and not covers(on_right, dots)
+        tx = x + 8 if fits else x - 8 - length
         labels.append(label)
         wanted.append((tx, y - 6, length))
-    for label, (tx, ty) in zip(labels, stack_labels(wanted), strict=True):
+    for label, (tx, ty), (_, wy, _), (x, y) in zip(
+            labels, stack_labels(wanted, obstacles=dots), wanted, centres, strict=True):
+        if ty - wy >= 12:  # moved down a line or more: a leader line says whose it is
+            draw.line([(x, y + 5), (tx + 4 if tx > x else tx + draw.textlength(label, font=font)
+                                    - 4, ty)], fill=(150, 150, 150))
         draw.text((tx, ty), label, fill="black", font=font)
+    for x, y in centres:
+        draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(40, 80, 200))
     draw.text((left, 12), title, fill="black", font=font)
     draw.text((left + 200, height - 24), "PSNR of the protected images, dB (right = less "
               "visible)", fill="black", font=font)

@@ -34,3 +34,14 @@ def test_close_points_get_labels_that_do_not_overlap(tmp_path: Path):
     assert placed[1][0] == 290.0 and abs(placed[1][1] - placed[0][1]) >= 12
     plot_tradeoff([("Standard", 24.6, 82.4), ("Strong", 24.1, 83.0)], tmp_path / "t.png",
                   10.0, 89.0)
+
+
+def test_labels_keep_off_the_points():
+    # A point right of another at the same accuracy (the photo figure's Invisible level and
+    # the two 40 dB rows): the label moves off the dots, never over one.
+    dots = [(400.0, 94.0, 412.0, 106.0), (600.0, 94.0, 612.0, 106.0)]
+    wanted = [(408.0, 94.0, 250.0), (608.0, 94.0, 100.0)]
+    placed = stack_labels(wanted, obstacles=dots)
+    for (x, y), (_, _, length) in zip(placed, wanted, strict=True):
+        assert not any(x < r and x + length > lft and y < b and y + 12 > t
+                       for lft, t, r, b in dots)
