@@ -39,6 +39,7 @@ from .plots import plot_tradeoff
 from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Reporter
 from .stages import resolve_device
 from .training import centre_crop, random_crop_flip, random_resized_crop_flip, train_classifier
+from .training_memory import available_bytes, too_large_reason, training_step_bytes
 
 # Photos are stored with this margin around the victim's crop (256 for 224, as ImageNet
 # pipelines resize the short side before cropping).
@@ -259,11 +260,23 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     all_steps = sum(steps.values()) * len(config.defences) * len(config.archs)
     steps_done = 0
     started = time.monotonic()
+    # arch -> why its victims are skipped (None: they fit), decided before its first victim,
+    # while the process has not yet grown to train it
+    too_large: dict[str, str | None] = {}
     try:
         for name, data in train_sets:
             for defence_name in config.defences:
                 for arch in config.archs:
                     reporter.check_cancel()
+                    if arch not in too_large:
+                        too_large[arch] = victim_memory_shortfall(
+                            arch, k, photo_size or size, config.batch_size, device)
+                        if too_large[arch]:
+                            notes.append(too_large[arch])
+                            reporter.warning(too_large[arch])
+                    if too_large[arch]:
+                        steps_done += steps[name]
+                        continue
                     reporter.info(f"victim {arch} on {name}, defence {defence_name}: "
                                   f"{config.epochs} epochs on {len(data.keys)} images")
                     acc, curve = train_victim(
@@ -291,6 +304,20 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     if config.report_dir is not None:
         write_report(report, config.report_dir)
     return report
+
+
+def victim_memory_shortfall(arch: str, num_classes: int, size: int, batch: int,
+                            device: torch.device) -> str | None:
+    """Why a victim cannot train in the memory free now (one line), or None when it fits
+    or nobody can tell (a GPU's memory is not the system's; a system that does not say)."""
+    if device.type != "cpu":
+        return None
+    free = available_bytes()
+    if free is None:
+        return None
+    with torch.random.fork_rng(devices=[]):  # the victims' draws stay as without the check
+        need = training_step_bytes(build_model(arch, num_classes, size), size, batch)
+    return too_large_reason(arch, size, batch, need, free) if need > free else None
 
 
 def distortion_against(clean: LabeledTensors, protected: LabeledTensors) -> dict[str, float]:
