@@ -15,10 +15,11 @@ from torch import nn
 
 # One training step's peak over the tensors its forward saves for the backward: the
 # backward's own buffers (each layer's input gradient, the weight gradients) and the
-# allocator's slack come on top. Measured on the CPU for the fine-tuned EfficientNet-Lite2
-# and the from-scratch `small` net at 128 px (docs/performance.md, "memory of a victim's
-# training step"); the larger of the two ratios.
-STEP_OVER_SAVED = 1.5
+# allocator's slack come on top. Measured on the CPU for fine-tuned EfficientNet-Lites and
+# from-scratch nets (docs/performance.md, "memory of a victim's training step",
+# `python -m dune_gui.bench.victim_memory`): the largest ratio measured, rounded up, so
+# that the estimate errs on the side of too much.
+STEP_OVER_SAVED = 1.65
 _MEMINFO = Path("/proc/meminfo")
 
 

@@ -1,0 +1,66 @@
+"""Benchmark: the memory a victim's training step takes against what the check before it
+estimates (dune_gui/engine/training_memory.py).
+
+    python -m dune_gui.bench.victim_memory [--cases lite2:128:128,lite2:128:64,small:128:128]
+
+Each case (ARCH:SIZE:BATCH) runs in a fresh process: it builds the victim, then two SGD
+steps with momentum on random batches, and reports the growth of its peak RSS over the
+process after building the network, next to `training_step_bytes`. CPU only. Not a test:
+numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+
+import torch
+
+
+def measure(arch: str, size: int, batch: int) -> dict[str, float]:
+    from dune_gui.engine.models import build_model
+    from dune_gui.engine.training_memory import training_step_bytes
+
+    model = build_model(arch, 10, size, torch.Generator().manual_seed(0)).train()
+    estimate = training_step_bytes(model, size, batch)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
+    # ru_maxrss is in kB on Linux
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        x = torch.rand(batch, 3, size, size, generator=generator)
+        y = torch.randint(0, 10, (batch,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"arch": arch, "size": size, "batch": batch, "process_gib": base / 2 ** 30,
+            "step_gib": (peak - base) / 2 ** 30, "estimate_gib": estimate / 2 ** 30}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="lite2:128:128,lite2:128:64,small:128:128")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the child's case
+    args = parser.parse_args()
+    if args.one:
+        arch, size, batch = args.one.split(":")
+        print(json.dumps(measure(arch, int(size), int(batch))))
+        return
+    print("| victim | size | batch | step's peak RSS growth | estimate | estimate / measured |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for case in args.cases.split(","):
+        out = subprocess.run([sys.executable, "-m", "dune_gui.bench.victim_memory",
+                              "--one", case], check=True, capture_output=True, text=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {row['arch']} | {row['size']} | {row['batch']} | {row['step_gib']:.2f} GiB "
+              f"| {row['estimate_gib']:.2f} GiB | {row['estimate_gib'] / row['step_gib']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
