@@ -74,7 +74,7 @@ def training_step_bytes(model: nn.Module, size: int, batch: int) -> int:
 
 
 def gigabytes(n: float) -> str:
-    return f"{n / 1024 ** 3:.1f} GB"
+    return f"{n / 1e9:.1f} GB"
 
 
 def too_large_reason(arch: str, size: int, batch: int, need: int, free: int) -> str:
