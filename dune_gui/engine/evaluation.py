@@ -263,6 +263,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     # arch -> why its victims are skipped (None: they fit), decided before its first victim,
     # while the process has not yet grown to train it
     too_large: dict[str, str | None] = {}
+    largest_set = max(len(data.keys) for _, data in train_sets)  # a batch is never larger
     try:
         for name, data in train_sets:
             for defence_name in config.defences:
@@ -270,7 +271,8 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                     reporter.check_cancel()
                     if arch not in too_large:
                         too_large[arch] = victim_memory_shortfall(
-                            arch, k, photo_size or size, config.batch_size, device)
+                            arch, k, photo_size or size, min(config.batch_size, largest_set),
+                            device)
                         if too_large[arch]:
                             notes.append(too_large[arch])
                             reporter.warning(too_large[arch])
