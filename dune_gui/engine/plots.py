@@ -97,11 +97,11 @@ def plot_tradeoff(points: list[tuple[str, float, float]], path: Path, chance: fl
         tx = x + 8 if fits else x - 8 - length
         labels.append(label)
         wanted.append((tx, y - 6, length))
-    for label, (tx, ty), (_, wy, _), (x, y) in zip(
+    for label, (tx, ty), (_, wy, length), (x, y) in zip(
             labels, stack_labels(wanted, obstacles=dots), wanted, centres, strict=True):
         if ty - wy >= 12:  # moved down a line or more: a leader line says whose it is
-            draw.line([(x, y + 5), (tx + 4 if tx > x else tx + draw.textlength(label, font=font)
-                                    - 4, ty)], fill=(150, 150, 150))
+            draw.line([(x, y + 5), (tx + 4 if tx > x else tx + length - 4, ty)],
+                      fill=(150, 150, 150))
         draw.text((tx, ty), label, fill="black", font=font)
     for x, y in centres:
         draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(40, 80, 200))

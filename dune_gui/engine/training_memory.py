@@ -43,9 +43,9 @@ def available_bytes(meminfo: Path = _MEMINFO) -> int | None:
 
 def saved_for_backward(model: nn.Module, size: int, images: int) -> int:
     """Bytes of the tensors a training-mode forward of `images` images keeps for the
-    backward. Measured on a copy, with the random streams forked, so the model's batch-norm
-    statistics and every later draw are exactly as if nothing had been measured."""
-    probe = copy.deepcopy(model).train()
+    backward. Pass a copy: the forward moves batch-norm statistics. The
+    random streams are forked, so every later draw is as if nothing had been measured."""
+    probe = model.train()
     saved = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,8 @@ def training_step_bytes(model: nn.Module, size: int, batch: int) -> int:
     top of the process: the saved tensors (measured at two batch sizes, since the weights
     a layer saves do not grow with the batch) scaled by STEP_OVER_SAVED, plus a gradient
     and a momentum buffer for each trainable parameter."""
-    two, four = saved_for_backward(model, size, 2), saved_for_backward(model, size, 4)
+    probe = copy.deepcopy(model)  # one copy for both measurements; the model stays as it is
+    two, four = saved_for_backward(probe, size, 2), saved_for_backward(probe, size, 4)
     per_image = (four - two) / 2
     fixed = max(0.0, two - 2 * per_image)
     trainable = sum(p.numel() * p.element_size() for p in model.parameters()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from dune_gui.engine.plots import plot_tradeoff, psnr_axis, stack_labels
+from dune_gui.engine.plots import covers, plot_tradeoff, psnr_axis, stack_labels
 
 
 def test_axis_keeps_the_default_range_and_widens_for_outliers():
@@ -43,5 +43,4 @@ def test_labels_keep_off_the_points():
     wanted = [(408.0, 94.0, 250.0), (608.0, 94.0, 100.0)]
     placed = stack_labels(wanted, obstacles=dots)
     for (x, y), (_, _, length) in zip(placed, wanted, strict=True):
-        assert not any(x < r and x + length > lft and y < b and y + 12 > t
-                       for lft, t, r, b in dots)
+        assert not covers((x, y, x + length, y + 12), dots)

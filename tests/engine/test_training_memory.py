@@ -12,11 +12,7 @@ import torch
 from dune_gui.engine import evaluation, training_memory
 from dune_gui.engine.evaluation import EvaluateConfig, evaluate
 from dune_gui.engine.models import build_model
-from dune_gui.engine.training_memory import (
-    available_bytes,
-    saved_for_backward,
-    training_step_bytes,
-)
+from dune_gui.engine.training_memory import available_bytes, training_step_bytes
 from tests.conftest import make_labeled_folder
 
 
@@ -32,7 +28,7 @@ def test_measuring_leaves_the_model_and_the_random_stream_alone() -> None:
     model = build_model("small", 3, 32, torch.Generator().manual_seed(0))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    assert saved_for_backward(model, 32, 2) > 0
+    assert training_step_bytes(model, 32, 2) > 0
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
