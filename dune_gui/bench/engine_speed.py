@@ -14,35 +14,17 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from dune_gui.bench.samples import subset
 from dune_gui.engine import ProtectConfig, protect, scan_folder
 from dune_gui.engine.config import resolve_surrogate_epochs
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10" / "train"
-
-
-def subset(src: Path, dst: Path, per_class: int, skip: int = 0) -> int:
-    """Copy the first `per_class` images of each class (in scan order: sorted by name),
-    after the first `skip`, into the labeled folder `dst`; returns how many."""
-    scan = scan_folder(src)
-    taken = 0
-    per: dict[int, int] = {}
-    for item in scan.items:
-        seen = per.get(item.label, 0)
-        per[item.label] = seen + 1
-        if not skip <= seen < skip + per_class:
-            continue
-        target = dst / item.rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(item.path, target)
-        taken += 1
-    return taken
 
 
 def main() -> None:

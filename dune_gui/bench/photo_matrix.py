@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from dune_gui.bench.engine_speed import subset
+from dune_gui.bench.samples import subset
 from dune_gui.engine import PRESETS, EvaluateConfig, LogEvent, ProtectConfig, evaluate, protect
 
 DEFENCES = ("none", "jpeg10", "grayscale", "blur")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dune_gui.bench.engine_speed import subset
+from dune_gui.bench.samples import subset
 
 
 def make_splits(data: Path, out: Path, train: int, val: int, test: int) -> dict[str, int]:

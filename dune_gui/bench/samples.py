@@ -1,8 +1,10 @@
-"""Samples of a photo folder for the benchmarks: a few photos spread over the classes,
-optionally copied at another size (the sizes users have rather than the dataset's)."""
+"""Samples of a folder for the benchmarks: a few photos spread over the classes, optionally
+copied at another size (the sizes users have rather than the dataset's), or the first N
+per class (the benchmark subsets)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from PIL import Image
@@ -47,3 +49,21 @@ def sample_folder(photos: Path, count: int, resize: str | None, into: Path) -> P
         copy_photo(item.path, into / classes[item.label] / (Path(item.rel).stem + ".jpg"),
                    resize)
     return into
+
+
+def subset(src: Path, dst: Path, per_class: int, skip: int = 0) -> int:
+    """Copy the first `per_class` images of each class (in scan order: sorted by name),
+    after the first `skip`, into the labeled folder `dst`; returns how many."""
+    scan = scan_folder(src)
+    taken = 0
+    per: dict[int, int] = {}
+    for item in scan.items:
+        seen = per.get(item.label, 0)
+        per[item.label] = seen + 1
+        if not skip <= seen < skip + per_class:
+            continue
+        target = dst / item.rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(item.path, target)
+        taken += 1
+    return taken
