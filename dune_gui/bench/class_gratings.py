@@ -14,10 +14,16 @@ chroma subsampling rests on it). Each class gets its own signature: an orientati
 30 + 150 or 60 + 120 degrees; the pairs are their own mirror images, so a flip does not
 turn one class's signature into another's) and a colour axis with no luminance (one of
 three, 60 degrees apart in the plane orthogonal to the luma weights), random phase per
-image. The amplitude gives the requested PSNR before rounding and clipping.
+image. The amplitude gives the requested PSNR before rounding and clipping: the same
+everywhere (`--shape flat`), or following the Invisible level's per-pixel budget
+(`--shape texture`: the engine's just-noticeable-change map, large in texture and on dark
+or bright areas, small on flat mid-tones), so the stripes sit where the picture hides them.
 
-Writes PNGs (`<class>/<stem>.png`), never into the source. Not a protection level: a
-measurement, for `dune-cli evaluate --train NAME=OUT`.
+Writes PNGs (`<class>/<stem>.png`), never into the source, and prints the written files'
+distortion at full resolution (PSNR, SSIM, CIEDE2000 mean and 99th percentile: the
+engine's measures; not its just-noticeable share, which counts luminance change, and the
+grating has none). Not a protection level: a measurement, for `dune-cli evaluate --train
+NAME=OUT`.
 """
 
 from __future__ import annotations
@@ -27,13 +33,17 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from dune_gui.engine.data import scan_folder
+from dune_gui.engine.metrics import delta_e2000_mean_p99, jnd_map, psnr, ssim
 
 LUMA = np.array([0.299, 0.587, 0.114])
 ORIENTATIONS: tuple[tuple[float, ...], ...] = ((0.0,), (90.0,), (30.0, 150.0), (60.0, 120.0))
 COLOUR_AXES = (0.0, 60.0, 120.0)  # degrees in the zero-luminance plane
+SHAPES = ("flat", "texture")
+MEASURES = ("psnr", "ssim", "ciede2000", "ciede2000_p99")
 
 
 def chroma_axis(degrees: float) -> np.ndarray:
@@ -67,17 +77,42 @@ def grating(height: int, width: int, orientations: tuple[float, ...], period: fl
     return field * math.sqrt(2 / len(orientations))
 
 
-def add_gratings(source: Path, target: Path, psnr: float, period: float, seed: int = 0
-                 ) -> int:
+def as_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8-valued pixels as the engine's 1 x 3 x H x W float in 0..1."""
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float() / 255
+
+
+def amplitude(pixels: np.ndarray, field: np.ndarray, shape: str, rms: float) -> np.ndarray:
+    """Per-pixel amplitude (H x W, 0..255 units) that gives the grating `field` a per-channel
+    root mean square of `rms` over the image: uniform, or in proportion to the image's
+    just-noticeable change (`texture`)."""
+    if shape == "flat":
+        return np.full(field.shape, rms)
+    if shape != "texture":
+        raise ValueError(f"shape is one of {SHAPES}, not {shape!r}")
+    weight = jnd_map(as_tensor(pixels))[0, 0].double().numpy()
+    return rms * weight / math.sqrt(float((weight**2 * field**2).mean()))
+
+
+def measure(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """The engine's full-resolution distortion measures of one written image."""
+    a, b = as_tensor(before), as_tensor(after)
+    mean, p99 = delta_e2000_mean_p99(a, b)
+    return {"psnr": psnr(a, b).item(), "ssim": ssim(a, b).item(),
+            "ciede2000": mean.item(), "ciede2000_p99": p99.item()}
+
+
+def add_gratings(source: Path, target: Path, psnr_db: float, period: float, seed: int = 0,
+                 shape: str = "flat") -> list[dict[str, float]]:
     """Every image of the labeled folder `source` with its class's grating, as PNG under
-    `target`; returns how many were written."""
+    `target`; returns each written image's distortion (`measure`)."""
     if target.exists():
         raise FileExistsError(f"{target} exists; give a new folder")
     scan = scan_folder(source)
     table = signatures(len(scan.classes))
-    rms = 255 * 10 ** (-psnr / 20)  # per channel
+    rms = 255 * 10 ** (-psnr_db / 20)  # per channel
     rng = np.random.default_rng(seed)
-    written = 0
+    rows = []
     for item in scan.items:
         orientations, axis = table[item.label]
         with Image.open(item.path) as img:
@@ -85,13 +120,22 @@ def add_gratings(source: Path, target: Path, psnr: float, period: float, seed: i
         field = grating(pixels.shape[0], pixels.shape[1], orientations, period, rng)
         # a unit axis spreads the field's power over three channels: sqrt(3) keeps the
         # per-channel mean square at rms^2
-        change = rms * math.sqrt(3) * field[..., None] * chroma_axis(axis)
+        size = amplitude(pixels, field, shape, rms)
+        change = math.sqrt(3) * (size * field)[..., None] * chroma_axis(axis)
         out = np.clip(pixels + change, 0, 255).round().astype(np.uint8)
         path = target / scan.classes[item.label] / (Path(item.rel).stem + ".png")
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(out).save(path)
-        written += 1
-    return written
+        rows.append(measure(pixels, out.astype(np.float64)))
+    return rows
+
+
+def summary(rows: list[dict[str, float]]) -> str:
+    """Mean of each measure over the written images, one line."""
+    means = {k: float(np.mean([r[k] for r in rows])) for k in MEASURES}
+    return (f"{len(rows)} images, full resolution: PSNR {means['psnr']:.1f} dB, "
+            f"SSIM {means['ssim']:.3f}, CIEDE2000 {means['ciede2000']:.2f} "
+            f"(p99 {means['ciede2000_p99']:.2f})")
 
 
 def main() -> None:
@@ -101,9 +145,13 @@ def main() -> None:
     parser.add_argument("--psnr", type=float, default=35.0, help="dB, before clipping")
     parser.add_argument("--period", type=float, default=6.0, help="pixels at full size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shape", choices=SHAPES, default="flat",
+                        help="amplitude the same everywhere, or following the texture")
     args = parser.parse_args()
-    n = add_gratings(args.source, args.target, args.psnr, args.period, args.seed)
-    print(f"wrote {n} images to {args.target}")
+    torch.set_num_threads(1)  # per-image measures of small photos: threads cost more
+    rows = add_gratings(args.source, args.target, args.psnr, args.period, args.seed,
+                        args.shape)
+    print(f"wrote {args.target}: {summary(rows)}")
 
 
 if __name__ == "__main__":
