@@ -30,6 +30,7 @@ from .engine import (
     ProtectConfig,
     Setting,
     Shard,
+    default_victim_results_dir,
     evaluate,
     format_duration,
     markdown_table,
@@ -195,6 +196,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "random resized crops and tested on the centre crop)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    p.add_argument("--fresh-victims", action="store_true",
+                   help="train every victim anew, even one trained before on the same images "
+                        "with the same recipe (whose kept result is otherwise reused)")
     p.add_argument("--report", type=Path, required=True,
                    help="folder for report.json, report.md and report.png")
     p.add_argument("--quiet", action="store_true")
@@ -220,7 +224,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         epochs=args.epochs, seed=args.seed, working_size=args.working_size,
         victim_size=args.victim_size,
         holdout=args.holdout, device=args.device, report_dir=args.report,
-        protect_settings=settings, lsp_psnr=args.lsp_psnr)
+        protect_settings=settings, lsp_psnr=args.lsp_psnr,
+        victim_results_dir=None if args.fresh_victims else default_victim_results_dir())
     printer = ProgressPrinter(sys.stderr, args.quiet)
     token = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())

@@ -53,6 +53,7 @@ from .progress import (
 from .shards import Shard
 from .stages import class_count_problem, empty_classes_problem, resolve_device
 from .surrogates import SurrogateError
+from .victim_results import default_victim_results_dir
 
 keep_cpu_memory()  # every entry point (CLI, app, benches) imports the engine first
 
@@ -105,6 +106,7 @@ __all__ = [
     "SurrogateError",
     "class_count_problem",
     "cuda_device_name",
+    "default_victim_results_dir",
     "empty_classes_problem",
     "evaluate",
     "format_duration",

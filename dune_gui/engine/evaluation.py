@@ -40,6 +40,13 @@ from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Rep
 from .stages import resolve_device
 from .training import centre_crop, random_crop_flip, random_resized_crop_flip, train_classifier
 from .training_memory import available_bytes, too_large_reason, training_step_bytes
+from .victim_results import (
+    VictimRecipe,
+    load_result,
+    store_result,
+    tensor_digest,
+    victim_key,
+)
 
 # Photos are stored with this margin around the victim's crop (256 for 224, as ImageNet
 # pipelines resize the short side before cropping).
@@ -77,6 +84,9 @@ class EvaluateConfig:
     # the colour preset in protect_settings (DUNE's own budget), else the strong preset's.
     lsp_psnr: float | None = None
     max_pixels: int = DEFAULTS.max_pixels
+    # Where finished victims' results are kept and reused when the very same victim (same
+    # images, recipe, seed, code) is asked for again; None: every victim trains
+    victim_results_dir: Path | None = None
 
     def lsp_budget(self) -> float:
         if self.lsp_psnr is not None:
@@ -252,12 +262,21 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                   for name, data in train_sets if name != "clean"}
     runs: list[dict[str, Any]] = []
     status = "completed"
-    total = len(train_sets) * len(config.defences) * len(config.archs)
-    # one count for the whole verification (every victim's training steps), so its one
-    # progress bar and ETA cover the run rather than restarting with each victim
+    victims = [(name, data, defence_name, arch) for name, data in train_sets
+               for defence_name in config.defences for arch in config.archs]
+    total = len(victims)
+    recipes = {(name, defence_name, arch): VictimRecipe(
+        arch, defence_name, config.epochs, config.seed, config.batch_size,
+        config.learning_rate, photo_size or size, bool(photo_size), device.type)
+        for name, _, defence_name, arch in victims}
+    keys, kept = _kept_results(config.victim_results_dir, train_sets, test, recipes)
+    # one count for the whole verification (every victim's training steps, less those whose
+    # result is kept), so its one progress bar and ETA cover the run rather than restarting
+    # with each victim
     steps = {name: config.epochs * max(1, -(-len(data.keys) // config.batch_size))
              for name, data in train_sets}
-    all_steps = sum(steps.values()) * len(config.defences) * len(config.archs)
+    all_steps = sum(steps[name] for name, _, defence_name, arch in victims
+                    if (name, defence_name, arch) not in kept)
     steps_done = 0
     started = time.monotonic()
     # arch -> why its victims are skipped (None: they fit), decided before its first victim,
@@ -265,38 +284,50 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     too_large: dict[str, str | None] = {}
     largest_set = max(len(data.keys) for _, data in train_sets)  # a batch is never larger
     try:
-        for name, data in train_sets:
-            for defence_name in config.defences:
-                for arch in config.archs:
-                    reporter.check_cancel()
-                    if arch not in too_large:
-                        too_large[arch] = victim_memory_shortfall(
-                            arch, k, photo_size or size, min(config.batch_size, largest_set),
-                            device)
-                        if too_large[arch]:
-                            notes.append(too_large[arch])
-                            reporter.warning(too_large[arch])
+        for name, data, defence_name, arch in victims:
+            reporter.check_cancel()
+            victim = (name, defence_name, arch)
+            if victim in kept:
+                reporter.info(f"victim {arch} on {name}, defence {defence_name}: trained "
+                              "before on the same images with the same recipe; its result "
+                              "reused")
+                acc, curve = kept[victim]
+            else:
+                if arch not in too_large:
+                    too_large[arch] = victim_memory_shortfall(
+                        arch, k, photo_size or size, min(config.batch_size, largest_set),
+                        device)
                     if too_large[arch]:
-                        steps_done += steps[name]
-                        continue
-                    reporter.info(f"victim {arch} on {name}, defence {defence_name}: "
-                                  f"{config.epochs} epochs on {len(data.keys)} images")
-                    acc, curve = train_victim(
-                        arch, data, test, DEFENCES[defence_name], config.epochs, config.seed,
-                        device, k, config.batch_size, config.learning_rate, reporter,
-                        steps_done, all_steps, photo_size)
+                        notes.append(too_large[arch])
+                        reporter.warning(too_large[arch])
+                if too_large[arch]:
                     steps_done += steps[name]
-                    runs.append({"train": name, "defence": defence_name, "arch": arch,
-                                 "epochs": config.epochs, "test_accuracy": acc,
-                                 "victim_size": photo_size or size,
-                                 "curve": curve})
-                    if config.report_dir is not None:  # a long matrix keeps what it measured
-                        write_report(EvaluationReport(1.0 / k, {}, runs, "running", notes),
-                                     config.report_dir)
-                    reporter.info(f"victim {len(runs)} of {total} ({name} / {defence_name} / "
-                                  f"{arch}): {acc:.1%} on clean test images")
+                    continue
+                reporter.info(f"victim {arch} on {name}, defence {defence_name}: "
+                              f"{config.epochs} epochs on {len(data.keys)} images")
+                acc, curve = train_victim(
+                    arch, data, test, DEFENCES[defence_name], config.epochs, config.seed,
+                    device, k, config.batch_size, config.learning_rate, reporter,
+                    steps_done, all_steps, photo_size)
+                steps_done += steps[name]
+                if config.victim_results_dir is not None:
+                    store_result(config.victim_results_dir, keys[victim], recipes[victim],
+                                 acc, curve)
+            runs.append({"train": name, "defence": defence_name, "arch": arch,
+                         "epochs": config.epochs, "test_accuracy": acc,
+                         "victim_size": photo_size or size, "curve": curve,
+                         "reused": victim in kept})
+            if config.report_dir is not None:  # a long matrix keeps what it measured
+                write_report(EvaluationReport(1.0 / k, {}, runs, "running", notes),
+                             config.report_dir)
+            reporter.info(f"victim {len(runs)} of {total} ({name} / {defence_name} / "
+                          f"{arch}): {acc:.1%} on clean test images")
     except Cancelled:
         status = "cancelled"
+    if kept:
+        notes.append(f"{len(kept)} of {total} victims were trained before on the same images "
+                     "with the same recipe, seed and code; their results are reused (train "
+                     "every victim anew: dune-cli evaluate --fresh-victims)")
     settings = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
     settings.update({"lsp_psnr": config.lsp_budget(), "distortion": distortion,
                      "classes": classes, "train_images": len(clean_train.keys),
@@ -306,6 +337,25 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     if config.report_dir is not None:
         write_report(report, config.report_dir)
     return report
+
+
+Victim = tuple[str, str, str]  # (training set name, defence, architecture)
+
+
+def _kept_results(folder: Path | None, train_sets: list[tuple[str, LabeledTensors]],
+                  test: LabeledTensors, recipes: dict[Victim, VictimRecipe]
+                  ) -> tuple[dict[Victim, str], dict[Victim, tuple[float, list[float]]]]:
+    """Each victim's key in the kept results, and the results kept for the victims that
+    were trained before (none without a folder)."""
+    if folder is None:
+        return {}, {}
+    test_digest = tensor_digest(test.images, test.labels)
+    digests = {name: tensor_digest(data.images, data.labels) for name, data in train_sets}
+    keys = {victim: victim_key(recipe, digests[victim[0]], test_digest)
+            for victim, recipe in recipes.items()}
+    kept = {victim: result for victim, key in keys.items()
+            if (result := load_result(folder, key)) is not None}
+    return keys, kept
 
 
 def victim_memory_shortfall(arch: str, num_classes: int, size: int, batch: int,

@@ -53,6 +53,7 @@ from ..engine import (
     ProtectConfig,
     ProtectResult,
     cuda_device_name,
+    default_victim_results_dir,
     evaluate,
     format_duration,
     preview,
@@ -370,7 +371,8 @@ class MainWindow(QMainWindow):
                                     peers=peers, defences=defences, archs=(arch,),
                                     epochs=epochs, report_dir=report_dir,
                                     protect_settings=protect_config.ablation_settings(),
-                                    device=protect_config.device)
+                                    device=protect_config.device,
+                                    victim_results_dir=default_victim_results_dir())
         except ValueError as exc:
             self.show_error(str(exc).capitalize())
             return

@@ -1,0 +1,90 @@
+"""Finished victims kept by what they were trained on, so a verification that asks for the
+same victim again (the clean reference of every re-check, a peer already measured) reuses
+its result instead of spending minutes to hours training it a second time.
+
+A victim's result is a pure function of its training images and labels, its test images
+and labels, its recipe (architecture, defence, epochs, batch, learning rate, resolution,
+seed) and the code and library that train it; on the CPU the training is deterministic,
+so the kept result is the one a new training would give. The key hashes all of these: the
+images themselves (not their paths, so an edited photo is a new victim), the torch version
+and device type, and the source of the modules that decide how a victim trains, so a change
+to the recipe's code never reuses an old result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .export import write_json_atomic
+from .surrogates import default_cache_dir
+
+RESULTS_FORMAT = 1
+# the modules whose code decides a victim's result (recipe, networks, defences, data prep)
+_RECIPE_MODULES = ("training", "evaluation", "models", "pretrained", "defences", "data")
+
+
+def default_victim_results_dir() -> Path:
+    """Kept next to the surrogates, in the user's cache (DUNE_CACHE_DIR overrides it)."""
+    return default_cache_dir() / "victims"
+
+
+def _recipe_source_digest() -> str:
+    digest = hashlib.sha256()
+    for name in _RECIPE_MODULES:
+        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """sha256 of the tensors' shapes, dtypes and bytes."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().to("cpu").contiguous()
+        digest.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class VictimRecipe:
+    """Everything besides the data that a victim's result depends on."""
+
+    arch: str
+    defence: str
+    epochs: int
+    seed: int
+    batch_size: int
+    learning_rate: float
+    size: int
+    photo: bool
+    device_type: str
+
+
+def victim_key(recipe: VictimRecipe, train_digest: str, test_digest: str) -> str:
+    text = json.dumps({"format": RESULTS_FORMAT, "recipe": recipe.__dict__,
+                       "train": train_digest, "test": test_digest,
+                       "torch": torch.__version__, "code": _recipe_source_digest()},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def load_result(folder: Path, key: str) -> tuple[float, list[float]] | None:
+    """The kept (accuracy, curve) for `key`, or None (never kept, or unreadable)."""
+    try:
+        data: dict[str, Any] = json.loads((folder / f"{key}.json").read_text())
+        return float(data["test_accuracy"]), [float(v) for v in data["curve"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store_result(folder: Path, key: str, recipe: VictimRecipe, accuracy: float,
+                 curve: list[float]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic({"recipe": recipe.__dict__, "test_accuracy": accuracy, "curve": curve},
+                      folder / f"{key}.json")
