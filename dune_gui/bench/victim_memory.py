@@ -1,12 +1,15 @@
 """Benchmark: the memory a victim's training step takes against what the check before it
-estimates (dune_gui/engine/training_memory.py).
+estimates (dune_gui/engine/training_memory.py), and what scoring the test set takes.
 
     python -m dune_gui.bench.victim_memory [--cases lite2:128:128,lite2:128:64,small:128:128]
+    python -m dune_gui.bench.victim_memory --score --cases lite2:128:500,lite2:128:128
 
 Each case (ARCH:SIZE:BATCH) runs in a fresh process: it builds the victim, then two SGD
 steps with momentum on random batches, and reports the growth of its peak RSS over the
-process after building the network, next to `training_step_bytes`. CPU only. Not a test:
-numbers depend on the machine.
+process after building the network, next to `training_step_bytes`. With `--score`, the
+case instead scores 500 random images with `evaluate_accuracy` in batches of BATCH (the
+forward passes `evaluate` runs on the test set after every epoch) and reports that growth.
+CPU only. Not a test: numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -43,21 +46,53 @@ def measure(arch: str, size: int, batch: int) -> dict[str, float]:
             "step_gib": (peak - base) / 2 ** 30, "estimate_gib": estimate / 2 ** 30}
 
 
+def measure_scoring(arch: str, size: int, batch: int, images: int = 500) -> dict[str, float]:
+    from dune_gui.engine.models import build_model
+    from dune_gui.engine.training import evaluate_accuracy
+
+    model = build_model(arch, 10, size, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (images, 3, size, size), dtype=torch.uint8, generator=generator)
+    y = torch.randint(0, 10, (images,), generator=generator)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    evaluate_accuracy(model, x, y, torch.device("cpu"), batch_size=batch)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"arch": arch, "size": size, "batch": batch, "images": images,
+            "score_gib": (peak - base) / 2 ** 30}
+
+
+def child(case: str, score: bool) -> dict[str, float]:
+    """Run one case in a fresh process (so one case's peak does not hide the next's)."""
+    command = [sys.executable, "-m", "dune_gui.bench.victim_memory", "--one", case]
+    out = subprocess.run(command + (["--score"] if score else []), check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="lite2:128:128,lite2:128:64,small:128:128")
+    parser.add_argument("--score", action="store_true",
+                        help="measure scoring the test set instead of a training step")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the child's case
     args = parser.parse_args()
     if args.one:
         arch, size, batch = args.one.split(":")
-        print(json.dumps(measure(arch, int(size), int(batch))))
+        run = measure_scoring if args.score else measure
+        print(json.dumps(run(arch, int(size), int(batch))))
+        return
+    if args.score:
+        print("| victim | size | scoring batch | peak RSS growth scoring 500 images |")
+        print("| --- | --- | --- | --- |")
+        for case in args.cases.split(","):
+            row = child(case, score=True)
+            print(f"| {row['arch']} | {row['size']} | {row['batch']} | "
+                  f"{row['score_gib']:.2f} GiB |")
         return
     print("| victim | size | batch | step's peak RSS growth | estimate | estimate / measured |")
     print("| --- | --- | --- | --- | --- | --- |")
     for case in args.cases.split(","):
-        out = subprocess.run([sys.executable, "-m", "dune_gui.bench.victim_memory",
-                              "--one", case], check=True, capture_output=True, text=True)
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row = child(case, score=False)
         print(f"| {row['arch']} | {row['size']} | {row['batch']} | {row['step_gib']:.2f} GiB "
               f"| {row['estimate_gib']:.2f} GiB | {row['estimate_gib'] / row['step_gib']:.2f} |")
 
