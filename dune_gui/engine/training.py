@@ -195,7 +195,10 @@ def train_classifier(
                 checkpoints[epoch] = {k: v.detach().to("cpu", copy=True)
                                       for k, v in model.state_dict().items()}
             if eval_data is not None:
-                curve.append(evaluate_accuracy(model, *eval_data, device=device))
+                # scored in the training batch's size: the memory check before training
+                # counted that size, and a larger inference batch only raises the peak
+                curve.append(evaluate_accuracy(model, *eval_data, device=device,
+                                               batch_size=batch_size))
     model.eval()
     return TrainResult(checkpoints, train_acc, curve)
 

@@ -68,3 +68,27 @@ def test_a_victim_that_fits_trains_as_without_the_check(
     unchecked = evaluate(config)
     assert [r["curve"] for r in checked.runs] == [r["curve"] for r in unchecked.runs]
     assert training_memory.STEP_OVER_SAVED >= 1
+
+
+def test_test_set_scored_in_the_training_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-epoch test score runs in the training batch's size (the size the memory check
+    counted), and the score does not depend on it."""
+    from dune_gui.engine import training
+
+    seen: list[int] = []
+    score = training.evaluate_accuracy
+
+    def spy(*args: object, batch_size: int = 500, **kwargs: object) -> float:
+        seen.append(batch_size)
+        return score(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_accuracy", spy)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 3, (24,), generator=generator)
+    model = build_model("small", 3, 32, torch.Generator().manual_seed(0))
+    training.train_classifier(model, images, labels, 1, generator, torch.device("cpu"),
+                              batch_size=8, eval_data=(images, labels))
+    assert seen == [8]
+    assert score(model, images, labels, torch.device("cpu"), batch_size=5) == \
+        score(model, images, labels, torch.device("cpu"), batch_size=24)
