@@ -27,6 +27,7 @@ from .evaluation import (
     PEERS,
     EvaluateConfig,
     EvaluationReport,
+    estimate_evaluate,
     evaluate,
     markdown_table,
     plain_summary,
@@ -53,6 +54,7 @@ from .progress import (
 from .shards import Shard
 from .stages import class_count_problem, empty_classes_problem, resolve_device
 from .surrogates import SurrogateError
+from .verification_time import VerificationEstimate
 from .victim_results import default_victim_results_dir
 
 keep_cpu_memory()  # every entry point (CLI, app, benches) imports the engine first
@@ -104,10 +106,12 @@ __all__ = [
     "SkippedFile",
     "Stage",
     "SurrogateError",
+    "VerificationEstimate",
     "class_count_problem",
     "cuda_device_name",
     "default_victim_results_dir",
     "empty_classes_problem",
+    "estimate_evaluate",
     "evaluate",
     "format_duration",
     "load_thumbnail",

@@ -40,6 +40,12 @@ from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Rep
 from .stages import resolve_device
 from .training import centre_crop, random_crop_flip, random_resized_crop_flip, train_classifier
 from .training_memory import available_bytes, too_large_reason, training_step_bytes
+from .verification_time import (
+    VerificationEstimate,
+    estimate_verification,
+    rate_key,
+    record_rate,
+)
 from .victim_results import (
     VictimRecipe,
     load_result,
@@ -87,6 +93,9 @@ class EvaluateConfig:
     # Where finished victims' results are kept and reused when the very same victim (same
     # images, recipe, seed, code) is asked for again; None: every victim trains
     victim_results_dir: Path | None = None
+    # where the seconds per training step measured are kept for later estimates (None: the
+    # user's cache folder)
+    rates_dir: Path | None = None
 
     def lsp_budget(self) -> float:
         if self.lsp_psnr is not None:
@@ -305,11 +314,15 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                     continue
                 reporter.info(f"victim {arch} on {name}, defence {defence_name}: "
                               f"{config.epochs} epochs on {len(data.keys)} images")
+                trained_at = time.monotonic()
                 acc, curve = train_victim(
                     arch, data, test, DEFENCES[defence_name], config.epochs, config.seed,
                     device, k, config.batch_size, config.learning_rate, reporter,
                     steps_done, all_steps, photo_size)
                 steps_done += steps[name]
+                # for the next verification's estimate (verification_time)
+                record_rate(rate_key(arch, photo_size or size, config.batch_size, device.type),
+                            (time.monotonic() - trained_at) / steps[name], config.rates_dir)
                 if config.victim_results_dir is not None:
                     store_result(config.victim_results_dir, keys[victim], recipes[victim],
                                  acc, curve)
@@ -392,6 +405,23 @@ def peer_generator(seed: int) -> torch.Generator:
     """The random source of the training-free peers (LSP's patterns) for a run's seed, so
     a picture or a script can regenerate exactly the peer a report measured."""
     return torch.Generator().manual_seed(seed + 17)
+
+
+def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> VerificationEstimate:
+    """How long `evaluate(config)` will take (verification_time): `measure` allows timing a
+    training step now for an architecture no earlier verification priced."""
+    device = resolve_device(config.device)
+    photo_size = victim_resolution(config, device)
+    unknown = [peer for peer in config.peers if peer not in PEERS]
+    if unknown:
+        raise ValueError(f"unknown peer {unknown[0]!r}; choose from {', '.join(PEERS)}")
+    return estimate_verification(
+        config.clean_dir, config.test_dir, config.holdout,
+        train_sets=1 + len(config.protected) + len(config.peers),
+        defences=len(config.defences), archs=config.archs, epochs=config.epochs,
+        batch=config.batch_size, size=photo_size or config.working_size, device=device,
+        measure=measure, cache_dir=config.rates_dir,
+        excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))
 
 
 def victim_resolution(config: EvaluateConfig, device: torch.device) -> int:

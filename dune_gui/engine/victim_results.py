@@ -7,13 +7,14 @@ and labels, its recipe (architecture, defence, epochs, batch, learning rate, res
 seed) and the code and library that train it; on the CPU the training is deterministic,
 so the kept result is the one a new training would give. The key hashes all of these: the
 images themselves (not their paths, so an edited photo is a new victim), the torch version
-and device type, and the source of the modules that decide how a victim trains, so a change
+and device type, and the source of the code that decides how a victim trains, so a change
 to the recipe's code never reuses an old result.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,12 @@ from .export import write_json_atomic
 from .surrogates import default_cache_dir
 
 RESULTS_FORMAT = 1
-# the modules whose code decides a victim's result (recipe, networks, defences, data prep)
-_RECIPE_MODULES = ("training", "evaluation", "models", "pretrained", "defences", "data")
+# the code that decides a victim's result: whole modules (recipe, networks, defences, image
+# decoding) and, from the verification's orchestration, the functions that read the
+# folders and train a victim (the rest of evaluation.py changes often and decides nothing
+# a kept result depends on; the images themselves are hashed as read)
+_RECIPE_MODULES = ("training", "models", "pretrained", "defences", "data")
+_RECIPE_FUNCTIONS = ("train_victim", "load_labeled", "stratified_split", "victim_resolution")
 
 
 def default_victim_results_dir() -> Path:
@@ -35,9 +40,13 @@ def default_victim_results_dir() -> Path:
 
 
 def _recipe_source_digest() -> str:
+    from . import evaluation  # imports this module: read when a key is made, not before
+
     digest = hashlib.sha256()
     for name in _RECIPE_MODULES:
         digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    for function in _RECIPE_FUNCTIONS:
+        digest.update(inspect.getsource(getattr(evaluation, function)).encode())
     return digest.hexdigest()
 
 

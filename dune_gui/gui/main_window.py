@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QUrl
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -54,6 +54,7 @@ from ..engine import (
     ProtectResult,
     cuda_device_name,
     default_victim_results_dir,
+    estimate_evaluate,
     evaluate,
     format_duration,
     preview,
@@ -128,12 +129,26 @@ class MainWindow(QMainWindow):
 
         self.verify_panel = VerifyPanel()
         self.verify_panel.run_requested.connect(self.start_verify)
+        # the time estimate follows the chosen victims, a moment after the last change
+        self.estimate_task: EngineTask | None = None
+        self._timing = False  # the estimate in flight times a training step
+        self._after_estimate: Any = None  # a run asked for while it did
+        self._estimate_again = False
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(400)
+        self._estimate_timer.timeout.connect(self.estimate_verification)
+        self.verify_panel.options_changed.connect(self._estimate_timer.start)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.tabs = QTabWidget()
         self.tabs.addTab(preview_tab, "Preview")
         self.tabs.addTab(self.verify_panel, "Verify")
         self.tabs.addTab(self.log, "Log")
+        # priced when someone looks at verification, not for every folder opened
+        self.tabs.currentChanged.connect(
+            lambda _: self.tabs.currentWidget() is self.verify_panel
+            and self._estimate_timer.start())
 
         self.settings_panel = SettingsPanel(cuda_device_name())
         self.settings_panel.advanced_toggle.setChecked(
@@ -274,7 +289,7 @@ class MainWindow(QMainWindow):
             self.load_folder(Path(folder))
 
     def load_folder(self, folder: Path) -> None:
-        if self._busy():
+        if self._busy() or self._after_timing(lambda: self.load_folder(folder)):
             return
         self.input_dir = Path(folder)
         self.folder_panel.set_scanning(self.input_dir)
@@ -286,6 +301,8 @@ class MainWindow(QMainWindow):
 
     def _scan_done(self, summary: FolderSummary) -> None:
         self.folder_panel.set_summary(summary)
+        if self.tabs.currentWidget() is self.verify_panel:
+            self._estimate_timer.start()
         self.statusBar().showMessage(
             f"{len(summary.classes)} classes, {summary.total} images, "
             f"{len(summary.skipped)} skipped" if not summary.problem else summary.problem)
@@ -304,7 +321,7 @@ class MainWindow(QMainWindow):
         return self.settings_panel.settings()
 
     def start_preview(self) -> None:
-        if self._busy():
+        if self._busy() or self._after_timing(self.start_preview):
             return
         try:
             config = self.current_config()
@@ -331,7 +348,7 @@ class MainWindow(QMainWindow):
             self.preview_panel.show_image(self.previews[row], self.preview_classes)
 
     def start_protect(self) -> None:
-        if self._busy():
+        if self._busy() or self._after_timing(self.start_protect):
             return
         if not self.output_edit.text().strip():
             self.show_error("Choose an output folder first.")
@@ -356,23 +373,16 @@ class MainWindow(QMainWindow):
         self.notify_finished()
 
     def start_verify(self) -> None:
-        if self._busy():
+        if self._busy() or self._after_timing(self.start_verify):
             return
         output = Path(self.output_edit.text().strip() or ".")
         if self.input_dir is None or not (output / MANIFEST_NAME).exists():
             self.show_error("Protect the folder first: verification trains on the protected "
                             "copy in the output folder.")
             return
-        defences, peers, arch, epochs = self.verify_panel.chosen()
         report_dir = output.parent / f"{output.name}-verification"
         try:
-            protect_config = self.current_config()
-            config = EvaluateConfig(clean_dir=self.input_dir, protected=(("dune", output),),
-                                    peers=peers, defences=defences, archs=(arch,),
-                                    epochs=epochs, report_dir=report_dir,
-                                    protect_settings=protect_config.ablation_settings(),
-                                    device=protect_config.device,
-                                    victim_results_dir=default_victim_results_dir())
+            config = self._verify_config(output, report_dir)
         except ValueError as exc:
             self.show_error(str(exc).capitalize())
             return
@@ -381,8 +391,58 @@ class MainWindow(QMainWindow):
         self._run("verify", lambda p, log, c: evaluate(config, p, log, c),
                   lambda report: self._verify_done(report, report_dir))
 
+    def _verify_config(self, output: Path, report_dir: Path | None) -> EvaluateConfig:
+        defences, peers, arch, epochs = self.verify_panel.chosen()
+        protect_config = self.current_config()
+        assert self.input_dir is not None  # current_config refuses otherwise
+        return EvaluateConfig(clean_dir=self.input_dir, protected=(("dune", output),),
+                              peers=peers, defences=defences, archs=(arch,), epochs=epochs,
+                              report_dir=report_dir,
+                              protect_settings=protect_config.ablation_settings(),
+                              device=protect_config.device,
+                              victim_results_dir=default_victim_results_dir())
+
+    def estimate_verification(self) -> None:
+        """Price the chosen verification off the GUI thread; while a run is going, only from
+        rates kept by earlier verifications (timing a step now would slow the run and be
+        slowed by it)."""
+        if self.input_dir is None:
+            self.verify_panel.show_estimate(None, "")
+            return
+        if self.estimate_task is not None:
+            self._estimate_again = True  # the newest choice is priced when this one ends
+            return
+        try:
+            config = self._verify_config(Path(self.output_edit.text().strip() or "."), None)
+        except ValueError as exc:
+            self.verify_panel.show_estimate(None, str(exc).capitalize())
+            return
+        # while a run is going, only from kept rates: no timing beside it
+        measure = not self._task_running()
+        task = EngineTask(lambda p, log, c: estimate_evaluate(config, measure), self)
+        task.succeeded.connect(self.verify_panel.show_estimate)
+        task.failed.connect(lambda message, _details: self.verify_panel.show_estimate(
+            None, f"No time estimate: {message}"))
+        task.finished.connect(self._estimate_finished)
+        self.estimate_task = task
+        self._timing = measure
+        task.start()
+
+    def _estimate_finished(self) -> None:
+        if self.estimate_task is not None:
+            self.estimate_task.deleteLater()
+        self.estimate_task = None
+        self._timing = False
+        action, self._after_estimate = self._after_estimate, None
+        if action is not None:
+            action()
+        if self._estimate_again:
+            self._estimate_again = False
+            self.estimate_verification()
+
     def _verify_done(self, report: EvaluationReport, report_dir: Path) -> None:
         self.verify_panel.show_report(report, report_dir)
+        self._estimate_timer.start()  # priced now by this run's rates
         self.notify_finished()
 
     def notify_finished(self) -> None:
@@ -413,7 +473,21 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def _busy(self) -> bool:
+        return self._task_running()
+
+    def _task_running(self) -> bool:
         return self.task is not None and self.task.is_running()
+
+    def _after_timing(self, action: Any) -> bool:
+        """While the estimate times a training step (a few seconds), a run asked for starts
+        when it ends instead of beside it: both would draw from the global random stream
+        (a model's initial weights), and the run's bytes must not depend on the timing.
+        True when `action` was put off."""
+        if self.estimate_task is None or not self._timing:
+            return False
+        self._after_estimate = action
+        self.statusBar().showMessage("Starting once the time estimate is done…")
+        return True
 
     def _on_progress(self, stage: str, done: int, total: int, message: str, eta: float,
                      run_eta: float) -> None:
@@ -574,9 +648,12 @@ class MainWindow(QMainWindow):
             "uploaded or downloaded.</p>")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        if self._busy() and self.task is not None:
+        if self._task_running() and self.task is not None:
             self.task.cancel()
             self.statusBar().showMessage("Finishing the current batch before closing…")
             self.task.wait(120_000)
+        self._estimate_timer.stop()
+        if self.estimate_task is not None:  # a few seconds at most: one timed step
+            self.estimate_task.wait(60_000)
         self.save_state()
         event.accept()

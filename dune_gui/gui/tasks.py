@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..engine import USER_ERRORS, CancelToken, LogEvent, ProgressEvent
 
@@ -85,7 +85,9 @@ class EngineTask(QObject):
         self._runner.log.connect(self.log)
         self._runner.succeeded.connect(self.succeeded)
         self._runner.failed.connect(self.failed)
-        self._runner.done.connect(self._thread.quit)
+        # quit from the worker itself (QThread.quit is thread-safe): queued to the GUI thread
+        # it would never arrive while that thread waits for this one (closing the window)
+        self._runner.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self.finished)
 
     def start(self) -> None:

@@ -22,11 +22,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import DEFENCES, PEERS, EvaluationReport, plain_summary
+from ..engine import (
+    DEFENCES,
+    PEERS,
+    EvaluationReport,
+    VerificationEstimate,
+    format_duration,
+    plain_summary,
+)
 
 
 class VerifyPanel(QWidget):
     run_requested = Signal()
+    options_changed = Signal()  # the victims to train changed: the time estimate is stale
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,6 +51,7 @@ class VerifyPanel(QWidget):
             box.setToolTip(d.description)
             box.setChecked(name in ("none", "jpeg10", "grayscale"))
             self.defence_boxes[name] = box
+            box.toggled.connect(self.options_changed)
             grid.addWidget(box, i // 4, i % 4)
         peers = QGroupBox("Compare with")
         row = QHBoxLayout(peers)
@@ -56,6 +65,7 @@ class VerifyPanel(QWidget):
             box.setToolTip(tips.get(name, name))
             box.setChecked(name in ("lsp", "ops"))
             self.peer_boxes[name] = box
+            box.toggled.connect(self.options_changed)
             row.addWidget(box)
         opts = QHBoxLayout()
         self.arch = QComboBox()
@@ -75,7 +85,15 @@ class VerifyPanel(QWidget):
         self.run = QPushButton("Run verification")
         self.run.setToolTip("Needs a finished protected output folder")
         self.run.clicked.connect(self.run_requested)
-        for w in (QLabel("Victim"), self.arch, QLabel("Epochs"), self.epochs, self.run):
+        self.arch.currentIndexChanged.connect(self.options_changed)
+        self.epochs.valueChanged.connect(self.options_changed)
+        self.estimate = QLabel()
+        self.estimate.setToolTip("Training time of the victims on this machine, from the last "
+                                 "verification with the same victim, or timed on a small batch "
+                                 "when there was none. Victims trained before on the same "
+                                 "images are reused, so a re-check takes less")
+        for w in (QLabel("Victim"), self.arch, QLabel("Epochs"), self.epochs, self.run,
+                  self.estimate):
             opts.addWidget(w)
         opts.addStretch(1)
         self.table = QTableWidget()
@@ -109,6 +127,20 @@ class VerifyPanel(QWidget):
         return (tuple(n for n, b in self.defence_boxes.items() if b.isChecked()) or ("none",),
                 tuple(n for n, b in self.peer_boxes.items() if b.isChecked()),
                 self.arch.currentText(), self.epochs.value())
+
+    def show_estimate(self, estimate: VerificationEstimate | None, problem: str = "") -> None:
+        """The time the chosen verification will take, next to its button."""
+        if estimate is None:
+            self.estimate.setText(problem)
+            return
+        victims = f"{estimate.victims} victim{'s' if estimate.victims != 1 else ''}"
+        if estimate.seconds is None:
+            self.estimate.setText(f"{victims}; time known once the current run ends")
+            return
+        text = f"about {format_duration(estimate.seconds)} for {victims}"
+        if estimate.excludes_ablations:
+            text += ", plus generating the ablations"
+        self.estimate.setText(text)
 
     def show_report(self, report: EvaluationReport, report_dir: Path) -> None:
         trains = list(dict.fromkeys(r["train"] for r in report.runs))

@@ -52,3 +52,42 @@ def test_verify_with_an_invalid_setting_says_why(qtbot, window: MainWindow, erro
     window.start_verify()  # used to raise inside the Qt slot, unseen
     assert window.task is None
     assert errors and "ensemble is empty" in errors[-1]
+
+
+def test_the_chosen_verification_is_priced_before_it_runs(qtbot, window: MainWindow,
+                                                         tmp_path: Path) -> None:
+    _protected(qtbot, window, tmp_path)
+    panel = window.verify_panel
+    qtbot.waitUntil(lambda: "for 2 victims" in panel.estimate.text(), timeout=30_000)
+    assert panel.estimate.text().startswith("about ")
+    panel.peer_boxes["ops"].setChecked(True)  # one more training set: a third victim
+    qtbot.waitUntil(lambda: "for 3 victims" in panel.estimate.text(), timeout=30_000)
+    panel.peer_boxes["spatial"].setChecked(True)
+    qtbot.waitUntil(lambda: "plus generating the ablations" in panel.estimate.text(),
+                    timeout=30_000)
+    qtbot.waitUntil(lambda: window.estimate_task is None, timeout=30_000)
+
+
+def test_a_run_asked_for_while_a_step_is_timed_starts_after_it(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    from dune_gui.gui import main_window
+
+    _protected(qtbot, window, tmp_path)
+    qtbot.waitUntil(lambda: window.estimate_task is None, timeout=30_000)
+    timed = main_window.estimate_evaluate
+
+    def slow(config, measure=True):  # a pretrained victim's timing takes seconds
+        time.sleep(0.5)
+        return timed(config, measure)
+
+    monkeypatch.setattr(main_window, "estimate_evaluate", slow)
+    window.estimate_verification()
+    assert window.estimate_task is not None
+    window.start_verify()
+    assert window.task is None  # not beside the timing
+    assert "once the time estimate is done" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.task is not None, timeout=30_000)  # but right after it
+    wait_idle(qtbot, window)
+    assert window.verify_panel.table.rowCount() == 2

@@ -1,0 +1,135 @@
+"""How long a verification will take, before it starts: what the Verify tab shows next to
+its button, so a user picks victims and epochs knowing the cost (a fine-tuned pretrained
+victim on photos is minutes per victim on a CPU, a small one on 32-px images seconds).
+
+The work is counted in training steps (the victims still to train: kept results cost
+nothing, see victim_results) and priced per architecture, resolution, batch and device by,
+in order of preference: the seconds per step the last verification on this machine
+measured (test-set scoring included; kept in the cache folder), or a measurement taken now
+on a small random batch, scaled to the batch (a step's cost grows in proportion on a
+CPU), plus the test-set scoring a forward pass costs. Decoding the folders and generating
+ablation peers are not counted (the estimate says so).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .atomic import atomic_write
+from .data import scan_folder
+from .models import build_model
+from .surrogates import default_cache_dir
+
+RATES_FILE = "victim-rates.json"
+# a forward pass is about a third of a training step (forward + backward): the per-epoch
+# test-set scoring's share
+FORWARD_SHARE = 1 / 3
+CALIBRATION_BATCH = 8
+
+
+@dataclass(frozen=True)
+class VerificationEstimate:
+    victims: int
+    steps: int
+    seconds: float | None  # None: no rate known and none measured
+    measured_now: bool  # a rate was measured for this estimate (none kept from a run)
+    excludes_ablations: bool  # spatial / colour peers are protect runs, not counted
+
+
+def rate_key(arch: str, size: int, batch: int, device_type: str) -> str:
+    return f"{arch}|{size}|{batch}|{device_type}"
+
+
+def _rates_path(cache_dir: Path | None) -> Path:
+    return (cache_dir or default_cache_dir()) / RATES_FILE
+
+
+def load_rates(cache_dir: Path | None = None) -> dict[str, float]:
+    try:
+        data = json.loads(_rates_path(cache_dir).read_text())
+        return {str(k): float(v) for k, v in data.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def record_rate(key: str, seconds_per_step: float, cache_dir: Path | None = None) -> None:
+    """Keep a victim's measured seconds per training step (scoring included) for the next
+    estimate; a cache that cannot be written only costs a later estimate its accuracy."""
+    rates = load_rates(cache_dir)
+    rates[key] = seconds_per_step
+    path = _rates_path(cache_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "w") as fh:
+            json.dump(rates, fh, indent=1, sort_keys=True)
+    except OSError:
+        pass
+
+
+def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
+                         device: torch.device) -> float:
+    """Seconds of one SGD step of `arch` at `batch`, from steps on a small random batch
+    (the second timed: the first pays for allocation and kernel choice), scaled to the
+    batch. The global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(arch, classes, size).to(device).train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimiser = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
+        small = min(batch, CALIBRATION_BATCH)
+        x = torch.rand(small, 3, size, size, device=device)
+        y = torch.randint(0, classes, (small,), device=device)
+        seconds = 0.0
+        for attempt in range(2):
+            start = time.perf_counter()
+            loss = F.cross_entropy(model(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start if attempt else seconds
+    return seconds * batch / small
+
+
+def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float,
+                          train_sets: int, defences: int, archs: tuple[str, ...],
+                          epochs: int, batch: int, size: int, device: torch.device,
+                          measure: bool = True, cache_dir: Path | None = None,
+                          excludes_ablations: bool = False) -> VerificationEstimate:
+    """The time `evaluate` will take for this plan (see the module's docstring).
+    `train_sets` counts the clean reference, the protected folders and the peers."""
+    scan = scan_folder(clean_dir)
+    classes = len(scan.classes)
+    images = len(scan.items)
+    tests = len(scan_folder(test_dir).items) if test_dir else round(images * holdout)
+    train_images = images if test_dir else images - tests
+    steps_per_epoch = max(1, math.ceil(train_images / batch))
+    scoring_steps = math.ceil(tests / batch) * FORWARD_SHARE
+    victims_per_arch = train_sets * defences
+    rates = load_rates(cache_dir)
+    total = 0.0
+    measured_now = False
+    known = True
+    for arch in archs:
+        kept = rates.get(rate_key(arch, size, batch, device.type))
+        if kept is not None:
+            total += kept * epochs * steps_per_epoch * victims_per_arch
+            continue
+        if not measure:
+            known = False
+            continue
+        step = measure_step_seconds(arch, classes, size, batch, device)
+        measured_now = True
+        total += step * epochs * (steps_per_epoch + scoring_steps) * victims_per_arch
+    return VerificationEstimate(
+        victims=victims_per_arch * len(archs),
+        steps=epochs * steps_per_epoch * victims_per_arch * len(archs),
+        seconds=total if known else None, measured_now=measured_now,
+        excludes_ablations=excludes_ablations)

@@ -1,0 +1,56 @@
+"""The verification's time estimate: it counts the victims the run will train, prices them
+by the rate the last verification on this machine measured, measures one now when none
+is kept (leaving the random state alone), and says when it cannot tell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dune_gui.engine import evaluation, victim_results
+from dune_gui.engine.evaluation import EvaluateConfig, estimate_evaluate, evaluate
+from dune_gui.engine.verification_time import load_rates, measure_step_seconds, rate_key
+from tests.conftest import make_labeled_folder
+
+
+def test_counts_victims_and_prices_them_by_the_last_run(tmp_path: Path) -> None:
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=8)
+    test = make_labeled_folder(tmp_path / "test", classes=3, per_class=2)
+    config = EvaluateConfig(clean_dir=clean, test_dir=test, defences=("none", "grayscale"),
+                            peers=("ops",), archs=("small",), epochs=2, batch_size=8,
+                            rates_dir=tmp_path / "rates")
+    unknown = estimate_evaluate(config, measure=False)
+    assert unknown.victims == 2 * 2 and unknown.seconds is None
+    assert unknown.steps == 4 * 2 * 3  # 24 images in batches of 8, 2 epochs, 4 victims
+
+    evaluate(config)
+    rate = load_rates(tmp_path / "rates")[rate_key("small", 32, 8, "cpu")]
+    assert rate > 0
+    kept = estimate_evaluate(config, measure=False)
+    assert not kept.measured_now
+    assert kept.seconds == pytest.approx(rate * kept.steps)
+
+
+def test_measured_now_when_nothing_is_kept(tmp_path: Path) -> None:
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=4)
+    config = EvaluateConfig(clean_dir=clean, archs=("small", "resnet18"), epochs=3,
+                            peers=("spatial",), rates_dir=tmp_path / "rates")
+    state = torch.get_rng_state()
+    estimate = estimate_evaluate(config)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert estimate.measured_now and estimate.seconds is not None and estimate.seconds > 0
+    assert estimate.victims == 2 * 2 and estimate.excludes_ablations
+    assert measure_step_seconds("small", 3, 32, 64, torch.device("cpu")) > 0
+
+
+def test_the_kept_results_key_follows_the_victims_code(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    before = victim_results._recipe_source_digest()
+
+    def train_victim() -> None:  # a different recipe
+        return None
+
+    monkeypatch.setattr(evaluation, "train_victim", train_victim)
+    assert victim_results._recipe_source_digest() != before
