@@ -2,13 +2,14 @@
 its button, so a user picks victims and epochs knowing the cost (a fine-tuned pretrained
 victim on photos is minutes per victim on a CPU, a small one on 32-px images seconds).
 
-The work is counted in training steps (the victims still to train: kept results cost
-nothing, see victim_results) and priced per architecture, resolution, batch and device by,
-in order of preference: the seconds per step the last verification on this machine
-measured (test-set scoring included; kept in the cache folder), or a measurement taken now
-on a small random batch, scaled to the batch (a step's cost grows in proportion on a
-CPU), plus the test-set scoring a forward pass costs. Decoding the folders and generating
-ablation peers are not counted (the estimate says so).
+The work is counted in training steps (every victim asked for: one whose result is kept
+from an earlier run, see victim_results, will cost nothing, so a re-check takes less than
+said) and priced per architecture, resolution, batch and device by, in order of
+preference: the seconds per step the last verification on this machine measured (test-set
+scoring included; kept in the cache folder), or steps timed now on two small random
+batches, on a line to the batch, plus the test-set scoring (a forward pass, a third of a
+step). Decoding the folders and generating ablation peers are not counted (the estimate
+says so).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ RATES_FILE = "victim-rates.json"
 # a forward pass is about a third of a training step (forward + backward): the per-epoch
 # test-set scoring's share
 FORWARD_SHARE = 1 / 3
-CALIBRATION_BATCH = 8
+CALIBRATION_BATCHES = (4, 16)
+WARM_UP_STEPS = 2
+TIMED_STEPS = 2
 
 
 @dataclass(frozen=True)
@@ -75,27 +78,41 @@ def record_rate(key: str, seconds_per_step: float, cache_dir: Path | None = None
 
 def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
                          device: torch.device) -> float:
-    """Seconds of one SGD step of `arch` at `batch`, from steps on a small random batch
-    (the second timed: the first pays for allocation and kernel choice), scaled to the
-    batch. The global random state is left as it was."""
+    """Seconds of one SGD step of `arch` at `batch`, from steps on two small random
+    batches (after warm-up steps, which pay for allocation and kernel choice; the fastest
+    of the timed ones, as contention only adds), on a line through the two: a step has a
+    fixed part that a proportional scaling from one small batch would multiply. The
+    global random state is left as it was."""
+    sizes = sorted({min(batch, b) for b in CALIBRATION_BATCHES})
     with torch.random.fork_rng(devices=[]):
-        model = build_model(arch, classes, size).to(device).train()
+        model = build_model(arch, classes, size).to(device=device,
+                                                    memory_format=torch.channels_last)
+        model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimiser = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
-        small = min(batch, CALIBRATION_BATCH)
-        x = torch.rand(small, 3, size, size, device=device)
-        y = torch.randint(0, classes, (small,), device=device)
-        seconds = 0.0
-        for attempt in range(2):
-            start = time.perf_counter()
-            loss = F.cross_entropy(model(x), y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start if attempt else seconds
-    return seconds * batch / small
+        times = [_fastest_step(model, optimiser, classes, size, n, device) for n in sizes]
+    if len(sizes) == 1:
+        return times[0] * batch / sizes[0]
+    slope = max(0.0, (times[1] - times[0]) / (sizes[1] - sizes[0]))
+    return times[0] + slope * (batch - sizes[0])
+
+
+def _fastest_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, classes: int,
+                  size: int, batch: int, device: torch.device) -> float:
+    x = torch.rand(batch, 3, size, size, device=device).contiguous(
+        memory_format=torch.channels_last)
+    y = torch.randint(0, classes, (batch,), device=device)
+    times = []
+    for _ in range(WARM_UP_STEPS + TIMED_STEPS):
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times[WARM_UP_STEPS:])
 
 
 def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float,

@@ -426,6 +426,8 @@ class MainWindow(QMainWindow):
         task.finished.connect(self._estimate_finished)
         self.estimate_task = task
         self._timing = measure
+        if measure:
+            self.verify_panel.show_estimate(None, "timing a training step…")
         task.start()
 
     def _estimate_finished(self) -> None:
