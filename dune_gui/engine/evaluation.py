@@ -320,9 +320,10 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                     device, k, config.batch_size, config.learning_rate, reporter,
                     steps_done, all_steps, photo_size)
                 steps_done += steps[name]
-                # for the next verification's estimate (verification_time)
-                record_rate(rate_key(arch, photo_size or size, config.batch_size, device.type),
-                            (time.monotonic() - trained_at) / steps[name], config.rates_dir)
+                if not DEFENCES[defence_name].adversarial:  # for the next estimate
+                    record_rate(rate_key(arch, photo_size or size, config.batch_size,
+                                         device.type),
+                                (time.monotonic() - trained_at) / steps[name], config.rates_dir)
                 if config.victim_results_dir is not None:
                     store_result(config.victim_results_dir, keys[victim], recipes[victim],
                                  acc, curve)
@@ -418,7 +419,7 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
     return estimate_verification(
         config.clean_dir, config.test_dir, config.holdout,
         train_sets=1 + len(config.protected) + len(config.peers),
-        defences=len(config.defences), archs=config.archs, epochs=config.epochs,
+        defences=config.defences, archs=config.archs, epochs=config.epochs,
         batch=config.batch_size, size=photo_size or config.working_size, device=device,
         measure=measure, cache_dir=config.rates_dir,
         excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .atomic import atomic_write
 from .data import scan_folder
+from .defences import DEFENCES
 from .models import build_model
 from .surrogates import default_cache_dir
 
@@ -33,6 +34,7 @@ RATES_FILE = "victim-rates.json"
 # test-set scoring's share
 FORWARD_SHARE = 1 / 3
 CALIBRATION_BATCHES = (4, 16)
+ADVERSARIAL_STEPS = 7  # defences.adversarial_examples' PGD steps
 WARM_UP_STEPS = 2
 TIMED_STEPS = 2
 
@@ -116,7 +118,7 @@ def _fastest_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, clas
 
 
 def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float,
-                          train_sets: int, defences: int, archs: tuple[str, ...],
+                          train_sets: int, defences: tuple[str, ...], archs: tuple[str, ...],
                           epochs: int, batch: int, size: int, device: torch.device,
                           measure: bool = True, cache_dir: Path | None = None,
                           excludes_ablations: bool = False) -> VerificationEstimate:
@@ -129,7 +131,11 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
     train_images = images if test_dir else images - tests
     steps_per_epoch = max(1, math.ceil(train_images / batch))
     scoring_steps = math.ceil(tests / batch) * FORWARD_SHARE
-    victims_per_arch = train_sets * defences
+    victims_per_arch = train_sets * len(defences)
+    # a victim's steps in step-equivalents: adversarial training adds a PGD attack (a
+    # forward and backward each) to every step
+    weight = train_sets * sum(1 + (ADVERSARIAL_STEPS if DEFENCES[d].adversarial else 0)
+                              for d in defences)
     rates = load_rates(cache_dir)
     total = 0.0
     measured_now = False
@@ -137,14 +143,14 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
     for arch in archs:
         kept = rates.get(rate_key(arch, size, batch, device.type))
         if kept is not None:
-            total += kept * epochs * steps_per_epoch * victims_per_arch
+            total += kept * epochs * steps_per_epoch * weight
             continue
         if not measure:
             known = False
             continue
         step = measure_step_seconds(arch, classes, size, batch, device)
         measured_now = True
-        total += step * epochs * (steps_per_epoch + scoring_steps) * victims_per_arch
+        total += step * epochs * (steps_per_epoch + scoring_steps) * weight
     return VerificationEstimate(
         victims=victims_per_arch * len(archs),
         steps=epochs * steps_per_epoch * victims_per_arch * len(archs),

@@ -31,6 +31,11 @@ def test_counts_victims_and_prices_them_by_the_last_run(tmp_path: Path) -> None:
     kept = estimate_evaluate(config, measure=False)
     assert not kept.measured_now
     assert kept.seconds == pytest.approx(rate * kept.steps)
+    # adversarial training attacks every batch (7 PGD steps): eight steps' worth per step
+    adversarial = estimate_evaluate(
+        EvaluateConfig(**{**config.__dict__, "defences": ("none", "adv-training")}),
+        measure=False)
+    assert adversarial.seconds == pytest.approx(rate * kept.steps / 2 * (1 + 8))
 
 
 def test_measured_now_when_nothing_is_kept(tmp_path: Path) -> None:
