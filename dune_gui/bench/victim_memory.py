@@ -19,6 +19,7 @@ import json
 import resource
 import subprocess
 import sys
+from typing import Any
 
 import torch
 
@@ -61,12 +62,27 @@ def measure_scoring(arch: str, size: int, batch: int, images: int = 500) -> dict
             "score_gib": (peak - base) / 2 ** 30}
 
 
-def child(case: str, score: bool) -> dict[str, float]:
+def child(case: str, score: bool) -> dict[str, Any]:
     """Run one case in a fresh process (so one case's peak does not hide the next's)."""
     command = [sys.executable, "-m", "dune_gui.bench.victim_memory", "--one", case]
     out = subprocess.run(command + (["--score"] if score else []), check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _step_cells(row: dict[str, Any]) -> list[str]:
+    return [row["arch"], str(row["size"]), str(row["batch"]), f"{row['step_gib']:.2f} GiB",
+            f"{row['estimate_gib']:.2f} GiB", f"{row['estimate_gib'] / row['step_gib']:.2f}"]
+
+
+def _score_cells(row: dict[str, Any]) -> list[str]:
+    return [row["arch"], str(row["size"]), str(row["batch"]), f"{row['score_gib']:.2f} GiB"]
+
+
+STEP_TABLE = (("victim", "size", "batch", "step's peak RSS growth", "estimate",
+               "estimate / measured"), _step_cells)
+SCORE_TABLE = (("victim", "size", "scoring batch", "peak RSS growth scoring 500 images"),
+               _score_cells)
 
 
 def main() -> None:
@@ -81,20 +97,11 @@ def main() -> None:
         run = measure_scoring if args.score else measure
         print(json.dumps(run(arch, int(size), int(batch))))
         return
-    if args.score:
-        print("| victim | size | scoring batch | peak RSS growth scoring 500 images |")
-        print("| --- | --- | --- | --- |")
-        for case in args.cases.split(","):
-            row = child(case, score=True)
-            print(f"| {row['arch']} | {row['size']} | {row['batch']} | "
-                  f"{row['score_gib']:.2f} GiB |")
-        return
-    print("| victim | size | batch | step's peak RSS growth | estimate | estimate / measured |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    header, cells = (SCORE_TABLE if args.score else STEP_TABLE)
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
     for case in args.cases.split(","):
-        row = child(case, score=False)
-        print(f"| {row['arch']} | {row['size']} | {row['batch']} | {row['step_gib']:.2f} GiB "
-              f"| {row['estimate_gib']:.2f} GiB | {row['estimate_gib'] / row['step_gib']:.2f} |")
+        print("| " + " | ".join(cells(child(case, args.score))) + " |")
 
 
 if __name__ == "__main__":
