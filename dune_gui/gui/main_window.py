@@ -418,7 +418,7 @@ class MainWindow(QMainWindow):
             self.verify_panel.show_estimate(None, str(exc).capitalize())
             return
         # while a run is going, only from kept rates: no timing beside it
-        measure = not self._task_running()
+        measure = not self._busy()
         task = EngineTask(lambda p, log, c: estimate_evaluate(config, measure), self)
         task.succeeded.connect(self.verify_panel.show_estimate)
         task.failed.connect(lambda message, _details: self.verify_panel.show_estimate(
@@ -475,9 +475,6 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def _busy(self) -> bool:
-        return self._task_running()
-
-    def _task_running(self) -> bool:
         return self.task is not None and self.task.is_running()
 
     def _after_timing(self, action: Any) -> bool:
@@ -650,7 +647,7 @@ class MainWindow(QMainWindow):
             "uploaded or downloaded.</p>")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        if self._task_running() and self.task is not None:
+        if self._busy() and self.task is not None:
             self.task.cancel()
             self.statusBar().showMessage("Finishing the current batch before closing…")
             self.task.wait(120_000)
