@@ -27,9 +27,19 @@ from ..engine import (
     PEERS,
     EvaluationReport,
     VerificationEstimate,
-    format_duration,
     plain_summary,
 )
+
+
+def rough_duration(seconds: float) -> str:
+    """An estimate as precise as it is: whole minutes under an hour, five minutes above;
+    under a minute and a half, ten seconds."""
+    if seconds < 90:
+        return f"{max(10, round(seconds / 10) * 10)} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    minutes = round(seconds / 300) * 5
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes % 60 else f"{minutes // 60} h"
 
 
 class VerifyPanel(QWidget):
@@ -137,7 +147,7 @@ class VerifyPanel(QWidget):
         if estimate.seconds is None:
             self.estimate.setText(f"{victims}; time known once the current run ends")
             return
-        text = f"about {format_duration(estimate.seconds)} for {victims}"
+        text = f"about {rough_duration(estimate.seconds)} for {victims}"
         if estimate.excludes_ablations:
             text += ", plus generating the ablations"
         self.estimate.setText(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dune_gui.gui.main_window import MainWindow
+from dune_gui.gui.verify_panel import rough_duration
 from tests.gui.conftest import start_protect, wait_idle
 
 
@@ -91,3 +92,8 @@ def test_a_run_asked_for_while_a_step_is_timed_starts_after_it(
     qtbot.waitUntil(lambda: window.task is not None, timeout=30_000)  # but right after it
     wait_idle(qtbot, window)
     assert window.verify_panel.table.rowCount() == 2
+
+
+def test_the_estimate_is_no_more_precise_than_it_is() -> None:
+    assert [rough_duration(s) for s in (3, 44, 119, 121, 2153, 3599, 3600, 4000, 47_000)] == \
+        ["10 s", "40 s", "2 min", "2 min", "36 min", "60 min", "1 h", "1 h 05 min", "13 h 05 min"]
