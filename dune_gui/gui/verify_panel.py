@@ -36,7 +36,7 @@ def rough_duration(seconds: float) -> str:
     under a minute and a half, ten seconds."""
     if seconds < 90:
         return f"{max(10, round(seconds / 10) * 10)} s"
-    if seconds < 3600:
+    if round(seconds / 60) < 60:
         return f"{round(seconds / 60)} min"
     minutes = round(seconds / 300) * 5
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes % 60 else f"{minutes // 60} h"
