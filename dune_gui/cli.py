@@ -175,6 +175,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "mobilenet, resnet18, vgg, fast; ImageNet-pretrained lite0, lite2 "
                         "(fine-tuned end to end), lite0-probe, lite2-probe (linear probe)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="victim training epochs")
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate,
+                   help="victims' peak learning rate (SGD, one-cycle); a scraper fine-tuning a "
+                        "pretrained network gently would use less")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="victims' batch size")
     p.add_argument("--defence", default="none",
                    help=f"comma separated, or 'all': {', '.join(DEFENCES)}")
     p.add_argument("--peers", default="",
@@ -221,7 +225,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         clean_dir=args.clean, protected=tuple(protected), test_dir=args.test,
         peers=tuple(x.strip() for x in args.peers.split(",") if x.strip()),
         defences=defences, archs=tuple(x.strip() for x in args.arch.split(",") if x.strip()),
-        epochs=args.epochs, seed=args.seed, working_size=args.working_size,
+        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        seed=args.seed, working_size=args.working_size,
         victim_size=args.victim_size,
         holdout=args.holdout, device=args.device, report_dir=args.report,
         protect_settings=settings, lsp_psnr=args.lsp_psnr,

@@ -130,3 +130,15 @@ def test_perturbing_and_writing_print_as_one_step() -> None:
     lines = out.getvalue().splitlines()
     assert lines and all(line.startswith("Protecting images") for line in lines)
     assert "128/128" in lines[-1]
+
+
+def test_evaluate_takes_the_victims_recipe_from_the_command_line(tmp_path: Path) -> None:
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=6)
+    report = tmp_path / "report"
+    code = main(["evaluate", "--clean", str(clean), "--arch", "small", "--epochs", "1",
+                 "--learning-rate", "0.01", "--batch-size", "4", "--report", str(report),
+                 "--fresh-victims", "--quiet"])
+    assert code == 0
+    settings = json.loads((report / "report.json").read_text())["settings"]
+    assert settings["learning_rate"] == 0.01 and settings["batch_size"] == 4
+    assert settings["victim_results_dir"] is None  # --fresh-victims: nothing kept or reused
