@@ -36,14 +36,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dune_gui.bench.distortion import as_tensor, measure, summary
 from dune_gui.engine.data import scan_folder
-from dune_gui.engine.metrics import delta_e2000_mean_p99, jnd_map, psnr, ssim
+from dune_gui.engine.metrics import jnd_map
 
 LUMA = np.array([0.299, 0.587, 0.114])
 ORIENTATIONS: tuple[tuple[float, ...], ...] = ((0.0,), (90.0,), (30.0, 150.0), (60.0, 120.0))
 COLOUR_AXES = (0.0, 60.0, 120.0)  # degrees in the zero-luminance plane
 SHAPES = ("flat", "texture")
-MEASURES = ("psnr", "ssim", "ciede2000", "ciede2000_p99")
 
 
 def chroma_axis(degrees: float) -> np.ndarray:
@@ -77,11 +77,6 @@ def grating(height: int, width: int, orientations: tuple[float, ...], period: fl
     return field * math.sqrt(2 / len(orientations))
 
 
-def as_tensor(pixels: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8-valued pixels as the engine's 1 x 3 x H x W float in 0..1."""
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float() / 255
-
-
 def amplitude(pixels: np.ndarray, field: np.ndarray, shape: str, rms: float) -> np.ndarray:
     """Per-pixel amplitude (H x W, 0..255 units) that gives the grating `field` a per-channel
     root mean square of `rms` over the image: uniform, or in proportion to the image's
@@ -92,14 +87,6 @@ def amplitude(pixels: np.ndarray, field: np.ndarray, shape: str, rms: float) -> 
         raise ValueError(f"shape is one of {SHAPES}, not {shape!r}")
     weight = jnd_map(as_tensor(pixels))[0, 0].double().numpy()
     return rms * weight / math.sqrt(float((weight**2 * field**2).mean()))
-
-
-def measure(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
-    """The engine's full-resolution distortion measures of one written image."""
-    a, b = as_tensor(before), as_tensor(after)
-    mean, p99 = delta_e2000_mean_p99(a, b)
-    return {"psnr": psnr(a, b).item(), "ssim": ssim(a, b).item(),
-            "ciede2000": mean.item(), "ciede2000_p99": p99.item()}
 
 
 def add_gratings(source: Path, target: Path, psnr_db: float, period: float, seed: int = 0,
@@ -128,14 +115,6 @@ def add_gratings(source: Path, target: Path, psnr_db: float, period: float, seed
         Image.fromarray(out).save(path)
         rows.append(measure(pixels, out.astype(np.float64)))
     return rows
-
-
-def summary(rows: list[dict[str, float]]) -> str:
-    """Mean of each measure over the written images, one line."""
-    means = {k: float(np.mean([r[k] for r in rows])) for k in MEASURES}
-    return (f"{len(rows)} images, full resolution: PSNR {means['psnr']:.1f} dB, "
-            f"SSIM {means['ssim']:.3f}, CIEDE2000 {means['ciede2000']:.2f} "
-            f"(p99 {means['ciede2000_p99']:.2f})")
 
 
 def main() -> None:

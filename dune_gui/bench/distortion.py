@@ -1,0 +1,75 @@
+"""Measure: the full-resolution distortion of a folder's copies against their clean sources,
+with the engine's measures (PSNR, SSIM, CIEDE2000 mean and 99th percentile), for folders
+no protect run wrote (a screen's output, two changes stacked on one photo).
+
+    python -m dune_gui.bench.distortion --clean PH/train --protected PH/inv-g38p10 [--every 5]
+
+Copies are matched to sources by their path without extension (a PNG copy of a JPEG).
+`evaluate` reports distortion at the victim's scale; this is what a person sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dune_gui.engine.data import scan_folder
+from dune_gui.engine.metrics import delta_e2000_mean_p99, psnr, ssim
+
+MEASURES = ("psnr", "ssim", "ciede2000", "ciede2000_p99")
+
+
+def as_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """H x W x 3 pixels (0..255) as the engine's 1 x 3 x H x W float in 0..1."""
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float() / 255
+
+
+def measure(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """The engine's full-resolution distortion measures of one image."""
+    a, b = as_tensor(before), as_tensor(after)
+    mean, p99 = delta_e2000_mean_p99(a, b)
+    return {"psnr": psnr(a, b).item(), "ssim": ssim(a, b).item(),
+            "ciede2000": mean.item(), "ciede2000_p99": p99.item()}
+
+
+def summary(rows: list[dict[str, float]]) -> str:
+    """Mean of each measure over the images, one line."""
+    means = {k: float(np.mean([r[k] for r in rows])) for k in MEASURES}
+    return (f"{len(rows)} images, full resolution: PSNR {means['psnr']:.1f} dB, "
+            f"SSIM {means['ssim']:.3f}, CIEDE2000 {means['ciede2000']:.2f} "
+            f"(p99 {means['ciede2000_p99']:.2f})")
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.float64)
+
+
+def folder_distortion(clean: Path, protected: Path, every: int = 1) -> list[dict[str, float]]:
+    """`measure` for every `every`-th copy in `protected` that has a source in `clean`."""
+    sources = {str(PurePosixPath(item.rel).with_suffix("")): item.path
+               for item in scan_folder(clean).items}
+    copies = [(sources[key], item.path) for item in scan_folder(protected).items
+              if (key := str(PurePosixPath(item.rel).with_suffix(""))) in sources]
+    if not copies:
+        raise ValueError(f"no image of {protected} has a source in {clean}")
+    return [measure(_pixels(a), _pixels(b)) for a, b in copies[::every]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clean", type=Path, required=True)
+    parser.add_argument("--protected", type=Path, action="append", required=True)
+    parser.add_argument("--every", type=int, default=1, help="measure every N-th copy")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # per-image measures of photos: threads cost more than they give
+    for folder in args.protected:
+        print(f"{folder}: {summary(folder_distortion(args.clean, folder, args.every))}")
+
+
+if __name__ == "__main__":
+    main()
