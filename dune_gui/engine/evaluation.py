@@ -43,8 +43,7 @@ from .training_memory import available_bytes, too_large_reason, training_step_by
 from .verification_time import (
     VerificationEstimate,
     estimate_verification,
-    rate_key,
-    record_rate,
+    record_step_seconds,
 )
 from .victim_results import (
     VictimRecipe,
@@ -321,9 +320,10 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                     steps_done, all_steps, photo_size)
                 steps_done += steps[name]
                 if not DEFENCES[defence_name].adversarial:  # for the next estimate
-                    record_rate(rate_key(arch, photo_size or size, config.batch_size,
-                                         device.type),
-                                (time.monotonic() - trained_at) / steps[name], config.rates_dir)
+                    record_step_seconds(arch, photo_size or size, config.batch_size,
+                                        device.type,
+                                        (time.monotonic() - trained_at) / steps[name],
+                                        config.rates_dir)
                 if config.victim_results_dir is not None:
                     store_result(config.victim_results_dir, keys[victim], recipes[victim],
                                  acc, curve)
@@ -413,9 +413,6 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
     training step now for an architecture no earlier verification priced."""
     device = resolve_device(config.device)
     photo_size = victim_resolution(config, device)
-    unknown = [peer for peer in config.peers if peer not in PEERS]
-    if unknown:
-        raise ValueError(f"unknown peer {unknown[0]!r}; choose from {', '.join(PEERS)}")
     return estimate_verification(
         config.clean_dir, config.test_dir, config.holdout,
         train_sets=1 + len(config.protected) + len(config.peers),

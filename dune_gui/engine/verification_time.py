@@ -6,15 +6,14 @@ The work is counted in training steps (every victim asked for: one whose result 
 from an earlier run, see victim_results, will cost nothing, so a re-check takes less than
 said) and priced per architecture, resolution, batch and device by, in order of
 preference: the seconds per step the last verification on this machine measured (test-set
-scoring included; kept in the cache folder), or steps timed now on two small random
-batches, on a line to the batch, plus the test-set scoring (a forward pass, a third of a
-step). Decoding the folders and generating ablation peers are not counted (the estimate
-says so).
+scoring included; kept in the cache folder's rates file, eta.py, beside the protect
+stages'), or steps timed now on two small random batches, on a line to the batch, plus
+the test-set scoring (a forward pass, a third of a step). Decoding the folders and
+generating ablation peers are not counted (the estimate says so).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -23,13 +22,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .atomic import atomic_write
 from .data import scan_folder
 from .defences import DEFENCES
+from .eta import read_rates, write_rates
 from .models import build_model
 from .surrogates import default_cache_dir
 
-RATES_FILE = "victim-rates.json"
 # a forward pass is about a third of a training step (forward + backward): the per-epoch
 # test-set scoring's share
 FORWARD_SHARE = 1 / 3
@@ -48,34 +46,36 @@ class VerificationEstimate:
     excludes_ablations: bool  # spatial / colour peers are protect runs, not counted
 
 
-def rate_key(arch: str, size: int, batch: int, device_type: str) -> str:
-    return f"{arch}|{size}|{batch}|{device_type}"
+def _rates_entry(arch: str) -> tuple[str]:
+    # a victim's rates sit in the cache's rates file (eta.py) beside the protect stages',
+    # under their own name so a network used both as surrogate and as victim keeps both
+    return (f"victim-{arch}",)
 
 
-def _rates_path(cache_dir: Path | None) -> Path:
-    return (cache_dir or default_cache_dir()) / RATES_FILE
+def _step_name(size: int, batch: int) -> str:
+    return f"step-{size}px-batch{batch}"
 
 
-def load_rates(cache_dir: Path | None = None) -> dict[str, float]:
+def kept_step_seconds(arch: str, size: int, batch: int, device_type: str,
+                      cache_dir: Path | None = None) -> float | None:
+    """The seconds per training step (scoring included) the last verification on this
+    machine measured for this victim, if any."""
+    return read_rates(cache_dir or default_cache_dir(), device_type,
+                      _rates_entry(arch)).get(_step_name(size, batch))
+
+
+def record_step_seconds(arch: str, size: int, batch: int, device_type: str,
+                        seconds_per_step: float, cache_dir: Path | None = None) -> None:
+    """Keep a victim's measured seconds per training step for the next estimate; a cache
+    that cannot be written only costs a later estimate its accuracy."""
+    folder = cache_dir or default_cache_dir()
+    rates = read_rates(folder, device_type, _rates_entry(arch))
+    rates[_step_name(size, batch)] = seconds_per_step
     try:
-        data = json.loads(_rates_path(cache_dir).read_text())
-        return {str(k): float(v) for k, v in data.items()}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}
-
-
-def record_rate(key: str, seconds_per_step: float, cache_dir: Path | None = None) -> None:
-    """Keep a victim's measured seconds per training step (scoring included) for the next
-    estimate; a cache that cannot be written only costs a later estimate its accuracy."""
-    rates = load_rates(cache_dir)
-    rates[key] = seconds_per_step
-    path = _rates_path(cache_dir)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "w") as fh:
-            json.dump(rates, fh, indent=1, sort_keys=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        pass
+        return
+    write_rates(folder, device_type, _rates_entry(arch), rates)
 
 
 def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
@@ -136,12 +136,11 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
     # forward and backward each) to every step
     weight = train_sets * sum(1 + (ADVERSARIAL_STEPS if DEFENCES[d].adversarial else 0)
                               for d in defences)
-    rates = load_rates(cache_dir)
     total = 0.0
     measured_now = False
     known = True
     for arch in archs:
-        kept = rates.get(rate_key(arch, size, batch, device.type))
+        kept = kept_step_seconds(arch, size, batch, device.type, cache_dir)
         if kept is not None:
             total += kept * epochs * steps_per_epoch * weight
             continue

@@ -11,7 +11,7 @@ import torch
 
 from dune_gui.engine import evaluation, victim_results
 from dune_gui.engine.evaluation import EvaluateConfig, estimate_evaluate, evaluate
-from dune_gui.engine.verification_time import load_rates, measure_step_seconds, rate_key
+from dune_gui.engine.verification_time import kept_step_seconds, measure_step_seconds
 from tests.conftest import make_labeled_folder
 
 
@@ -26,8 +26,8 @@ def test_counts_victims_and_prices_them_by_the_last_run(tmp_path: Path) -> None:
     assert unknown.steps == 4 * 2 * 3  # 24 images in batches of 8, 2 epochs, 4 victims
 
     evaluate(config)
-    rate = load_rates(tmp_path / "rates")[rate_key("small", 32, 8, "cpu")]
-    assert rate > 0
+    rate = kept_step_seconds("small", 32, 8, "cpu", tmp_path / "rates")
+    assert rate is not None and rate > 0
     kept = estimate_evaluate(config, measure=False)
     assert not kept.measured_now
     assert kept.seconds == pytest.approx(rate * kept.steps)
