@@ -1,6 +1,7 @@
 """Measure: the full-resolution distortion of a folder's copies against their clean sources,
-with the engine's measures (PSNR, SSIM, CIEDE2000 mean and 99th percentile), for folders
-no protect run wrote (a screen's output, two changes stacked on one photo).
+with the measures a protect run writes into its manifest (PSNR, SSIM, CIEDE2000 mean and
+99th percentile), for folders no protect run wrote (a screen's output, two changes
+stacked on one photo).
 
     python -m dune_gui.bench.distortion --clean PH/train --protected PH/inv-g38p10 [--every 5]
 
@@ -18,9 +19,9 @@ import torch
 from PIL import Image
 
 from dune_gui.engine.data import scan_folder
-from dune_gui.engine.metrics import delta_e2000_mean_p99, psnr, ssim
+from dune_gui.engine.export import quality_metrics
 
-MEASURES = ("psnr", "ssim", "ciede2000", "ciede2000_p99")
+MEASURES = ("psnr", "ssim", "delta_e", "delta_e_p99")
 
 
 def as_tensor(pixels: np.ndarray) -> torch.Tensor:
@@ -29,19 +30,16 @@ def as_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 def measure(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
-    """The engine's full-resolution distortion measures of one image."""
-    a, b = as_tensor(before), as_tensor(after)
-    mean, p99 = delta_e2000_mean_p99(a, b)
-    return {"psnr": psnr(a, b).item(), "ssim": ssim(a, b).item(),
-            "ciede2000": mean.item(), "ciede2000_p99": p99.item()}
+    """The measures a protect run's export writes into the manifest, for one image."""
+    return quality_metrics(as_tensor(before)[0], as_tensor(after)[0])
 
 
 def summary(rows: list[dict[str, float]]) -> str:
     """Mean of each measure over the images, one line."""
     means = {k: float(np.mean([r[k] for r in rows])) for k in MEASURES}
     return (f"{len(rows)} images, full resolution: PSNR {means['psnr']:.1f} dB, "
-            f"SSIM {means['ssim']:.3f}, CIEDE2000 {means['ciede2000']:.2f} "
-            f"(p99 {means['ciede2000_p99']:.2f})")
+            f"SSIM {means['ssim']:.3f}, CIEDE2000 {means['delta_e']:.2f} "
+            f"(p99 {means['delta_e_p99']:.2f})")
 
 
 def _pixels(path: Path) -> np.ndarray:
