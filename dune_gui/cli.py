@@ -23,6 +23,7 @@ from .engine import (
     SETTINGS,
     STEP_TITLES,
     USER_ERRORS,
+    VICTIM_LEARNING_RATES,
     CancelToken,
     EvaluateConfig,
     LogEvent,
@@ -175,9 +176,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "mobilenet, resnet18, vgg, fast; ImageNet-pretrained lite0, lite2 "
                         "(fine-tuned end to end), lite0-probe, lite2-probe (linear probe)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="victim training epochs")
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate,
-                   help="victims' peak learning rate (SGD, one-cycle); a scraper fine-tuning a "
-                        "pretrained network gently would use less")
+    rates = VICTIM_LEARNING_RATES
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="victims' peak learning rate (SGD, one-cycle); default: each kind of "
+                        f"victim at the rate that trains it best, {rates['scratch']:g} from "
+                        f"scratch, {rates['fine-tune']:g} for a pretrained network "
+                        f"fine-tuned, {rates['probe']:g} for a linear probe")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="victims' batch size")
     p.add_argument("--defence", default="none",
                    help=f"comma separated, or 'all': {', '.join(DEFENCES)}")

@@ -25,6 +25,7 @@ from .defences import DEFENCES
 from .devices import cuda_device_name, warm_up
 from .evaluation import (
     PEERS,
+    VICTIM_LEARNING_RATES,
     EvaluateConfig,
     EvaluationReport,
     estimate_evaluate,
@@ -86,6 +87,7 @@ __all__ = [
     "STEP_TITLES",
     "USER_ERRORS",
     "VERIFY_STAGES",
+    "VICTIM_LEARNING_RATES",
     "CancelToken",
     "Cancelled",
     "ColourConstraints",

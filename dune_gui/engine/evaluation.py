@@ -32,7 +32,7 @@ from .data import (
 from .defences import DEFENCES, Defence, adversarial_examples
 from .export import write_json_atomic
 from .metrics import delta_e2000_mean_p99, psnr, ssim, visible_share
-from .models import PRETRAINED_ARCHS, build_model
+from .models import PRETRAINED_ARCHS, PROBES, build_model
 from .peers import apply_lsp, apply_ops
 from .pipeline import protect
 from .plots import plot_tradeoff
@@ -57,6 +57,26 @@ from .victim_results import (
 # pipelines resize the short side before cropping).
 PHOTO_MARGIN = 8 / 7
 
+# Each kind of victim's peak learning rate (SGD, one-cycle) when the caller sets none.
+# Verification should face the strongest adversary it can train: a network from scratch
+# needs the large rate, but a pretrained network fine-tuned at it loses much of its
+# ImageNet features mid-training and ends a weaker classifier (and one more easily led by
+# a shortcut) than the same network fine-tuned gently. Chosen on validation photos, never
+# the test photos: docs/verification-photos.md, "The victims' learning rate".
+VICTIM_LEARNING_RATES = {"scratch": 0.05, "fine-tune": 0.01, "probe": 0.05}
+
+
+def victim_kind(arch: str) -> str:
+    if arch in PROBES:
+        return "probe"
+    return "fine-tune" if arch in PRETRAINED_ARCHS else "scratch"
+
+
+def victim_learning_rate(arch: str, chosen: float | None = None) -> float:
+    """The peak learning rate `arch`'s victims train at: `chosen`, else its kind's."""
+    return chosen if chosen is not None else VICTIM_LEARNING_RATES[victim_kind(arch)]
+
+
 TRAINING_FREE_PEERS = ("lsp", "ops")
 ABLATION_PEERS = ("spatial", "colour")
 PEERS = TRAINING_FREE_PEERS + ABLATION_PEERS
@@ -80,7 +100,8 @@ class EvaluateConfig:
     victim_size: int = 0
     holdout: float = 0.2
     batch_size: int = 128
-    learning_rate: float = 0.05
+    # None: each victim at its kind's rate (VICTIM_LEARNING_RATES)
+    learning_rate: float | None = None
     device: str = "auto"
     report_dir: Path | None = None
     # Settings used to generate the ablation peers (spatial / colour) on clean_dir.
@@ -110,6 +131,8 @@ class EvaluateConfig:
         if bad_peers:
             raise ValueError(f"unknown peer method {', '.join(bad_peers)}; choose from "
                              f"{', '.join(PEERS)}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError("the victims' learning rate must be positive")
         if not 0 < self.holdout < 1:
             raise ValueError("holdout must be between 0 and 1")
 
@@ -273,10 +296,8 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     victims = [(name, data, defence_name, arch) for name, data in train_sets
                for defence_name in config.defences for arch in config.archs]
     total = len(victims)
-    recipes = {(name, defence_name, arch): VictimRecipe(
-        arch, defence_name, config.epochs, config.seed, config.batch_size,
-        config.learning_rate, photo_size or size, bool(photo_size), device.type)
-        for name, _, defence_name, arch in victims}
+    recipes = _recipes(config, [name for name, _ in train_sets], photo_size or size,
+                       bool(photo_size), device.type)
     keys, kept = _kept_results(config.victim_results_dir, train_sets, test, recipes)
     # one count for the whole verification (every victim's training steps, less those whose
     # result is kept), so its one progress bar and ETA cover the run rather than restarting
@@ -316,7 +337,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                 trained_at = time.monotonic()
                 acc, curve = train_victim(
                     arch, data, test, DEFENCES[defence_name], config.epochs, config.seed,
-                    device, k, config.batch_size, config.learning_rate, reporter,
+                    device, k, config.batch_size, recipes[victim].learning_rate, reporter,
                     steps_done, all_steps, photo_size)
                 steps_done += steps[name]
                 if not DEFENCES[defence_name].adversarial:  # for the next estimate
@@ -328,7 +349,9 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                     store_result(config.victim_results_dir, keys[victim], recipes[victim],
                                  acc, curve)
             runs.append({"train": name, "defence": defence_name, "arch": arch,
-                         "epochs": config.epochs, "test_accuracy": acc,
+                         "epochs": config.epochs,
+                         "learning_rate": recipes[victim].learning_rate,
+                         "test_accuracy": acc,
                          "victim_size": photo_size or size, "curve": curve,
                          "reused": victim in kept})
             if config.report_dir is not None:  # a long matrix keeps what it measured
@@ -354,6 +377,16 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
 
 
 Victim = tuple[str, str, str]  # (training set name, defence, architecture)
+
+
+def _recipes(config: EvaluateConfig, set_names: list[str], size: int, photo: bool,
+             device_type: str) -> dict[Victim, VictimRecipe]:
+    """Every victim the run trains (set x defence x architecture, in training order) and
+    its recipe."""
+    return {(name, defence, arch): VictimRecipe(
+        arch, defence, config.epochs, config.seed, config.batch_size,
+        victim_learning_rate(arch, config.learning_rate), size, photo, device_type)
+        for name in set_names for defence in config.defences for arch in config.archs}
 
 
 def _kept_results(folder: Path | None, train_sets: list[tuple[str, LabeledTensors]],
@@ -413,11 +446,12 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
     training step now for an architecture no earlier verification priced."""
     device = resolve_device(config.device)
     photo_size = victim_resolution(config, device)
+    size = photo_size or config.working_size
     return estimate_verification(
         config.clean_dir, config.test_dir, config.holdout,
         train_sets=1 + len(config.protected) + len(config.peers),
         defences=config.defences, archs=config.archs, epochs=config.epochs,
-        batch=config.batch_size, size=photo_size or config.working_size, device=device,
+        batch=config.batch_size, size=size, device=device,
         measure=measure, cache_dir=config.rates_dir,
         excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))
 
@@ -508,8 +542,12 @@ def markdown_table(report: EvaluationReport) -> str:
                                           if "delta_e_p99" in d else "")
                   for name, d in distortion.items() if d]
     for arch in archs:
-        lines += ["", f"## Victim `{arch}`", "",
-                  "| train set | " + " | ".join(defences) + " | mean |",
+        lines += ["", f"## Victim `{arch}`", ""]
+        first = next(r for r in report.runs if r["arch"] == arch)
+        if "learning_rate" in first:  # reports from before it was recorded lack it
+            lines += [f"Trained {first['epochs']} epochs at {first['victim_size']} px, peak "
+                      f"learning rate {first['learning_rate']:g}.", ""]
+        lines += ["| train set | " + " | ".join(defences) + " | mean |",
                   "|---" * (len(defences) + 2) + "|"]
         for train in trains:
             if not any(r["train"] == train and r["arch"] == arch for r in report.runs):

@@ -20,7 +20,12 @@ from dune_gui.engine.defences import (
     posterise,
     shift_and_noise,
 )
-from dune_gui.engine.evaluation import EvaluateConfig, evaluate
+from dune_gui.engine.evaluation import (
+    VICTIM_LEARNING_RATES,
+    EvaluateConfig,
+    evaluate,
+    victim_learning_rate,
+)
 from dune_gui.engine.peers import apply_lsp, apply_ops, lsp_patterns
 from tests.conftest import make_labeled_folder
 
@@ -165,6 +170,32 @@ def test_unknown_names_are_refused(tmp_path: Path) -> None:
         EvaluateConfig(clean_dir=tmp_path, defences=("magic",))
     with pytest.raises(ValueError, match="unknown peer"):
         EvaluateConfig(clean_dir=tmp_path, peers=("fawkes",))
+
+
+def test_each_kind_of_victim_trains_at_its_own_rate_unless_one_is_chosen() -> None:
+    assert victim_learning_rate("small") == VICTIM_LEARNING_RATES["scratch"]
+    assert victim_learning_rate("resnet18") == VICTIM_LEARNING_RATES["scratch"]
+    assert victim_learning_rate("lite2") == VICTIM_LEARNING_RATES["fine-tune"]
+    assert victim_learning_rate("lite0-probe") == VICTIM_LEARNING_RATES["probe"]
+    # a pretrained network fine-tuned gently is the stronger adversary
+    assert VICTIM_LEARNING_RATES["fine-tune"] < VICTIM_LEARNING_RATES["scratch"]
+    assert victim_learning_rate("lite2", 0.2) == victim_learning_rate("small", 0.2) == 0.2
+
+
+def test_a_victims_learning_rate_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="learning rate"):
+        EvaluateConfig(clean_dir=tmp_path, learning_rate=0.0)
+
+
+def test_the_report_says_each_victims_learning_rate(tmp_path: Path) -> None:
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=4)
+    report_dir = tmp_path / "report"
+    evaluate(EvaluateConfig(clean_dir=clean, archs=("small",), epochs=1, holdout=0.25,
+                            batch_size=8, report_dir=report_dir))
+    run = json.loads((report_dir / "report.json").read_text())["runs"][0]
+    assert run["learning_rate"] == VICTIM_LEARNING_RATES["scratch"]
+    assert (f"peak learning rate {VICTIM_LEARNING_RATES['scratch']:g}"
+            in (report_dir / "report.md").read_text())
 
 
 def test_lsp_gets_the_psnr_budget_of_the_dune_runs_colour_preset(tmp_path: Path) -> None:
