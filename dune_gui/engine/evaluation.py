@@ -47,7 +47,11 @@ from .verification_time import (
 )
 from .victim_results import (
     VictimRecipe,
+    folder_signature,
     load_result,
+    plan_key,
+    planned_result_kept,
+    remember_plan,
     store_result,
     tensor_digest,
     victim_key,
@@ -299,6 +303,12 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     recipes = _recipes(config, [name for name, _ in train_sets], photo_size or size,
                        bool(photo_size), device.type)
     keys, kept = _kept_results(config.victim_results_dir, train_sets, test, recipes)
+    plans: dict[Victim, str] = {}
+    if config.victim_results_dir is not None:
+        plans = _plans(config, recipes)
+        for victim in kept:  # found by its images: its plan may be new (a copied folder)
+            if victim in plans:
+                remember_plan(config.victim_results_dir, plans[victim], keys[victim])
     # one count for the whole verification (every victim's training steps, less those whose
     # result is kept), so its one progress bar and ETA cover the run rather than restarting
     # with each victim
@@ -348,6 +358,9 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                 if config.victim_results_dir is not None:
                     store_result(config.victim_results_dir, keys[victim], recipes[victim],
                                  acc, curve)
+                    if victim in plans:
+                        remember_plan(config.victim_results_dir, plans[victim],
+                                      keys[victim])
             runs.append({"train": name, "defence": defence_name, "arch": arch,
                          "epochs": config.epochs,
                          "learning_rate": recipes[victim].learning_rate,
@@ -387,6 +400,26 @@ def _recipes(config: EvaluateConfig, set_names: list[str], size: int, photo: boo
         arch, defence, config.epochs, config.seed, config.batch_size,
         victim_learning_rate(arch, config.learning_rate), size, photo, device_type)
         for name in set_names for defence in config.defences for arch in config.archs}
+
+
+def _plans(config: EvaluateConfig, recipes: dict[Victim, VictimRecipe]) -> dict[Victim, str]:
+    """The victims' names from their folders' signatures (no image decoded), for the
+    estimate to tell which are kept; ablation peers (a protect run each) have none."""
+    clean = folder_signature(config.clean_dir)
+    test = (folder_signature(config.test_dir) if config.test_dir is not None
+            else f"holdout {config.holdout}")
+    common = [f"max_pixels {config.max_pixels}", f"working_size {config.working_size}",
+              clean, test]
+    sources = {"clean": common}
+    for name, folder in config.protected:
+        sources[name] = [*common, folder_signature(folder)]
+    for peer in config.peers:
+        if peer == "lsp":
+            sources[peer] = [*common, f"lsp at {config.lsp_budget()} dB"]
+        elif peer == "ops":
+            sources[peer] = [*common, "ops"]
+    return {victim: plan_key(recipe, sources[victim[0]])
+            for victim, recipe in recipes.items() if victim[0] in sources}
 
 
 def _kept_results(folder: Path | None, train_sets: list[tuple[str, LabeledTensors]],
@@ -447,12 +480,19 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
     device = resolve_device(config.device)
     photo_size = victim_resolution(config, device)
     size = photo_size or config.working_size
+    set_names = ["clean", *(name for name, _ in config.protected), *config.peers]
+    recipes = _recipes(config, set_names, size, bool(photo_size), device.type)
+    reused: set[Victim] = set()
+    if config.victim_results_dir is not None:
+        folder = config.victim_results_dir
+        reused = {victim for victim, plan in _plans(config, recipes).items()
+                  if planned_result_kept(folder, plan)}
     return estimate_verification(
         config.clean_dir, config.test_dir, config.holdout,
-        train_sets=1 + len(config.protected) + len(config.peers),
-        defences=config.defences, archs=config.archs, epochs=config.epochs,
-        batch=config.batch_size, size=size, device=device,
-        measure=measure, cache_dir=config.rates_dir,
+        victims=[(arch, defence) for (name, defence, arch) in recipes
+                 if (name, defence, arch) not in reused],
+        reused=len(reused), epochs=config.epochs, batch=config.batch_size, size=size,
+        device=device, measure=measure, cache_dir=config.rates_dir,
         excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))
 
 

@@ -2,14 +2,15 @@
 its button, so a user picks victims and epochs knowing the cost (a fine-tuned pretrained
 victim on photos is minutes per victim on a CPU, a small one on 32-px images seconds).
 
-The work is counted in training steps (every victim asked for: one whose result is kept
-from an earlier run, see victim_results, will cost nothing, so a re-check takes less than
-said) and priced per architecture, resolution, batch and device by, in order of
-preference: the seconds per step the last verification on this machine measured (test-set
-scoring included; kept in the cache folder's rates file, eta.py, beside the protect
-stages'), or steps timed now on two small random batches, on a line to the batch, plus
-the test-set scoring (a forward pass, a third of a step). Decoding the folders and
-generating ablation peers are not counted (the estimate says so).
+The work is counted in training steps of the victims to train (one whose result is kept
+from an earlier run costs nothing: victim_results recognises it by its folders' file
+names, sizes and dates, without decoding an image) and priced per architecture,
+resolution, batch and device by, in order of preference: the seconds per step the last
+verification on this machine measured (test-set scoring included; kept in the cache
+folder's rates file, eta.py, beside the protect stages'), or steps timed now on two small
+random batches, on a line to the batch, plus the test-set scoring (a forward pass, a
+third of a step). Decoding the folders and generating ablation peers are not counted
+(the estimate says so).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class VerificationEstimate:
     seconds: float | None  # None: no rate known and none measured
     measured_now: bool  # a rate was measured for this estimate (none kept from a run)
     excludes_ablations: bool  # spatial / colour peers are protect runs, not counted
+    reused: int = 0  # victims whose results are kept from earlier runs (not in `victims`)
 
 
 def _rates_entry(arch: str) -> tuple[str]:
@@ -118,12 +120,13 @@ def _fastest_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, clas
 
 
 def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float,
-                          train_sets: int, defences: tuple[str, ...], archs: tuple[str, ...],
-                          epochs: int, batch: int, size: int, device: torch.device,
-                          measure: bool = True, cache_dir: Path | None = None,
-                          excludes_ablations: bool = False) -> VerificationEstimate:
-    """The time `evaluate` will take for this plan (see the module's docstring).
-    `train_sets` counts the clean reference, the protected folders and the peers."""
+                          victims: list[tuple[str, str]], epochs: int, batch: int, size: int,
+                          device: torch.device, measure: bool = True,
+                          cache_dir: Path | None = None, excludes_ablations: bool = False,
+                          reused: int = 0) -> VerificationEstimate:
+    """The time `evaluate` will take to train `victims` ((architecture, defence) each, one
+    per training set), see the module's docstring; `reused` victims are kept from earlier
+    runs and cost nothing."""
     scan = scan_folder(clean_dir)
     classes = len(scan.classes)
     images = len(scan.items)
@@ -131,15 +134,16 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
     train_images = images if test_dir else images - tests
     steps_per_epoch = max(1, math.ceil(train_images / batch))
     scoring_steps = math.ceil(tests / batch) * FORWARD_SHARE
-    victims_per_arch = train_sets * len(defences)
-    # a victim's steps in step-equivalents: adversarial training adds a PGD attack (a
-    # forward and backward each) to every step
-    weight = train_sets * sum(1 + (ADVERSARIAL_STEPS if DEFENCES[d].adversarial else 0)
-                              for d in defences)
+    # each architecture's victims in step-equivalents: adversarial training adds a PGD
+    # attack (a forward and backward each) to every step
+    weights: dict[str, int] = {}
+    for arch, defence in victims:
+        weights[arch] = (weights.get(arch, 0) + 1
+                         + (ADVERSARIAL_STEPS if DEFENCES[defence].adversarial else 0))
     total = 0.0
     measured_now = False
     known = True
-    for arch in archs:
+    for arch, weight in weights.items():
         kept = kept_step_seconds(arch, size, batch, device.type, cache_dir)
         if kept is not None:
             total += kept * epochs * steps_per_epoch * weight
@@ -151,7 +155,6 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
         measured_now = True
         total += step * epochs * (steps_per_epoch + scoring_steps) * weight
     return VerificationEstimate(
-        victims=victims_per_arch * len(archs),
-        steps=epochs * steps_per_epoch * victims_per_arch * len(archs),
+        victims=len(victims), steps=epochs * steps_per_epoch * len(victims),
         seconds=total if known else None, measured_now=measured_now,
-        excludes_ablations=excludes_ablations)
+        excludes_ablations=excludes_ablations, reused=reused)

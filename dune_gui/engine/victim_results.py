@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .data import scan_folder
 from .export import write_json_atomic
 from .surrogates import default_cache_dir
 
@@ -73,6 +74,49 @@ class VictimRecipe:
     size: int
     photo: bool
     device_type: str
+
+
+def folder_signature(folder: Path) -> str:
+    """A folder's images by name, size and modification time, without decoding any: what
+    an estimate can afford to recognise a victim by (evaluate decides by the images)."""
+    digest = hashlib.sha256()
+    for item in scan_folder(folder).items:
+        try:
+            stat = item.path.stat()
+        except OSError:
+            continue  # evaluate will skip it with its reason
+        digest.update(f"{item.rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def plan_key(recipe: VictimRecipe, sources: list[str]) -> str:
+    """A victim's name before its images are read: its recipe and the signatures (or
+    descriptions) of everything its training and test images are made from."""
+    text = json.dumps({"format": RESULTS_FORMAT, "recipe": recipe.__dict__,
+                       "sources": sources, "torch": torch.__version__,
+                       "code": _recipe_source_digest()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def remember_plan(folder: Path, plan: str, key: str) -> None:
+    """Note that the victim planned as `plan` is the one kept as `key`, for estimates (a
+    cache that cannot be written only costs a later estimate its accuracy)."""
+    try:
+        (folder / "plans").mkdir(parents=True, exist_ok=True)
+        write_json_atomic({"key": key}, folder / "plans" / f"{plan}.json")
+    except OSError:
+        pass
+
+
+def planned_result_kept(folder: Path, plan: str) -> bool:
+    """Whether the victim planned as `plan` was trained before and its result is kept
+    (as far as names, sizes and modification times tell: a folder copied anew looks new
+    although its images are the same)."""
+    try:
+        key = json.loads((folder / "plans" / f"{plan}.json").read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(key, str) and load_result(folder, key) is not None
 
 
 def victim_key(recipe: VictimRecipe, train_digest: str, test_digest: str) -> str:

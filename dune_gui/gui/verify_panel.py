@@ -101,7 +101,7 @@ class VerifyPanel(QWidget):
         self.estimate.setToolTip("Training time of the victims on this machine, from the last "
                                  "verification with the same victim, or timed on a small batch "
                                  "when there was none. Victims trained before on the same "
-                                 "images are reused, so a re-check takes less")
+                                 "images are reused and cost nothing")
         for w in (QLabel("Victim"), self.arch, QLabel("Epochs"), self.epochs, self.run,
                   self.estimate):
             opts.addWidget(w)
@@ -144,12 +144,19 @@ class VerifyPanel(QWidget):
             self.estimate.setText(problem)
             return
         victims = f"{estimate.victims} victim{'s' if estimate.victims != 1 else ''}"
-        if estimate.seconds is None:
-            self.estimate.setText(f"{victims}; time known once the current run ends")
+        reused = (f"{estimate.reused} result{'s' if estimate.reused != 1 else ''} from "
+                  "earlier checks reused")
+        if not estimate.victims and not estimate.excludes_ablations:
+            self.estimate.setText(f"Nothing to train: {reused}")
             return
-        text = f"about {rough_duration(estimate.seconds)} for {victims}"
+        if estimate.seconds is None:
+            text = f"{victims}; time known once the current run ends"
+        else:
+            text = f"about {rough_duration(estimate.seconds)} for {victims}"
         if estimate.excludes_ablations:
             text += ", plus generating the ablations"
+        if estimate.reused:
+            text += f" ({reused})"
         self.estimate.setText(text)
 
     def show_report(self, report: EvaluationReport, report_dir: Path) -> None:

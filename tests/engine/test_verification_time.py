@@ -38,6 +38,29 @@ def test_counts_victims_and_prices_them_by_the_last_run(tmp_path: Path) -> None:
     assert adversarial.seconds == pytest.approx(rate * kept.steps / 2 * (1 + 8))
 
 
+def test_victims_kept_from_an_earlier_run_are_not_priced(tmp_path: Path) -> None:
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=6)
+    protected = make_labeled_folder(tmp_path / "protected", classes=3, per_class=6)
+    config = EvaluateConfig(clean_dir=clean, protected=(("dune", protected),),
+                            peers=("ops",), archs=("small",), epochs=1, batch_size=8,
+                            rates_dir=tmp_path / "rates",
+                            victim_results_dir=tmp_path / "victims")
+    assert estimate_evaluate(config, measure=False).victims == 3
+    evaluate(config)
+    again = estimate_evaluate(config, measure=False)
+    assert (again.victims, again.reused, again.steps, again.seconds) == (0, 3, 0, 0.0)
+    # a protected image written anew: that set's victim trains again, the others do not
+    image = next(protected.rglob("*.jpg"))
+    image.write_bytes(image.read_bytes() + b"\0")
+    changed = estimate_evaluate(config, measure=False)
+    assert (changed.victims, changed.reused) == (1, 2)
+    assert changed.seconds == pytest.approx(kept_step_seconds(
+        "small", 32, 8, "cpu", tmp_path / "rates") * changed.steps)
+    # another recipe is another victim
+    longer = EvaluateConfig(**{**config.__dict__, "epochs": 2})
+    assert estimate_evaluate(longer, measure=False).reused == 0
+
+
 def test_measured_now_when_nothing_is_kept(tmp_path: Path) -> None:
     clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=4)
     config = EvaluateConfig(clean_dir=clean, archs=("small", "resnet18"), epochs=3,

@@ -44,6 +44,11 @@ def test_verify_trains_victims_and_shows_one_progress_count(qtbot, window: MainW
     assert len({total for *_, total in seen}) == 1
     dones = [done for _, done, _ in seen]
     assert dones == sorted(dones) and dones[-1] == seen[-1][2]
+    # both victims are kept now: the re-check's price says so (needs the Verify tab shown)
+    window.tabs.setCurrentWidget(panel)
+    window.estimate_verification()
+    qtbot.waitUntil(lambda: panel.estimate.text() == "Nothing to train: 2 results from "
+                    "earlier checks reused", timeout=30_000)
 
 
 def test_verify_with_an_invalid_setting_says_why(qtbot, window: MainWindow, errors: list[str],
@@ -56,8 +61,10 @@ def test_verify_with_an_invalid_setting_says_why(qtbot, window: MainWindow, erro
 
 
 def test_the_chosen_verification_is_priced_before_it_runs(qtbot, window: MainWindow,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, monkeypatch) -> None:
     _protected(qtbot, window, tmp_path)
+    # no victim kept by an earlier test (the sample's copies look alike to the estimate)
+    monkeypatch.setenv("DUNE_CACHE_DIR", str(tmp_path / "no-victims-kept"))
     panel = window.verify_panel
     qtbot.waitUntil(lambda: "for 2 victims" in panel.estimate.text(), timeout=30_000)
     assert panel.estimate.text().startswith("about ")
