@@ -444,6 +444,8 @@ class MainWindow(QMainWindow):
 
     def _verify_done(self, report: EvaluationReport, report_dir: Path) -> None:
         self.verify_panel.show_report(report, report_dir)
+        verb = "cancelled" if report.status == "cancelled" else "finished"
+        self.statusBar().showMessage(f"Verification {verb}. Report: {report_dir}")
         self._estimate_timer.start()  # priced now by this run's rates
         self.notify_finished()
 
@@ -517,6 +519,7 @@ class MainWindow(QMainWindow):
 
     def _on_failed(self, message: str, details: str) -> None:
         self._append_log("error", message)
+        self.statusBar().showMessage(f"Stopped: {message}")
         self.log.appendPlainText(details)
         self.show_error(message)
 

@@ -31,6 +31,14 @@ from ..engine import (
 )
 
 
+def as_sentence(text: str) -> str:
+    """An engine note (a clause in a report's list) as a sentence in running text."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
 def rough_duration(seconds: float) -> str:
     """An estimate as precise as it is: whole minutes under an hour, five minutes above;
     under a minute and a half, ten seconds."""
@@ -173,7 +181,7 @@ class VerifyPanel(QWidget):
             self.table.setItem(trains.index(r["train"]), defences.index(r["defence"]), item)
         self.table.resizeColumnsToContents()
         sentences = plain_summary(report)
-        notes = " ".join(report.notes)
+        notes = " ".join(as_sentence(note) for note in report.notes)
         self.result.setText("<b>" + (sentences[0] if sentences else "No result.") + "</b>"
                             + "".join(f"<br>{s}" for s in sentences[1:]))
         self.summary.setText(f"The table: accuracy on new clean images (lower = better "

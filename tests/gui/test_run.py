@@ -83,6 +83,8 @@ def test_errors_are_dialogs_not_tracebacks(qtbot, window: MainWindow, errors: li
     wait_idle(qtbot, window)
     assert errors and "inside" in errors[-1] and "Traceback" not in errors[-1]
     assert not (src / "inside").exists()
+    # the status bar no longer says the run is going
+    assert window.statusBar().currentMessage().startswith("Stopped: ")
 
 
 def test_user_errors_are_one_line_and_other_errors_say_they_are_unexpected() -> None:

@@ -36,6 +36,9 @@ def test_verify_trains_victims_and_shows_one_progress_count(qtbot, window: MainW
     assert panel.table.item(0, 0).text().endswith("%")
     assert not panel.plot.pixmap().isNull()
     assert not panel.tradeoff.pixmap().isNull()  # accuracy against distortion
+    assert window.statusBar().currentMessage().startswith("Verification finished.")
+    # the engine's notes read as sentences: "... set. No test folder: ..."
+    assert "No test folder: " in panel.summary.text()
     sentence = panel.result.text()  # the result in words, before the table
     assert "trained on your protected images recognised" in sentence
     assert "when trained on the originals; chance is 33%" in sentence
