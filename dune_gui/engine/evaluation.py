@@ -67,7 +67,7 @@ PHOTO_MARGIN = 8 / 7
 # ImageNet features mid-training and ends a weaker classifier (and one more easily led by
 # a shortcut) than the same network fine-tuned gently. Chosen on validation photos, never
 # the test photos: docs/verification-photos.md, "The victims' learning rate".
-VICTIM_LEARNING_RATES = {"scratch": 0.05, "fine-tune": 0.01, "probe": 0.05}
+VICTIM_LEARNING_RATES = {"scratch": 0.05, "fine-tune": 0.01, "probe": 0.01}
 
 
 def victim_kind(arch: str) -> str:
