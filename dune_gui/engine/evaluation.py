@@ -492,6 +492,7 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
         victims=[(arch, defence) for (name, defence, arch) in recipes
                  if (name, defence, arch) not in reused],
         reused=len(reused), epochs=config.epochs, batch=config.batch_size, size=size,
+        stored_size=round(photo_size * PHOTO_MARGIN) if photo_size else 0,
         device=device, measure=measure, cache_dir=config.rates_dir,
         excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))
 

@@ -28,6 +28,7 @@ from .defences import DEFENCES
 from .eta import read_rates, write_rates
 from .models import build_model
 from .surrogates import default_cache_dir
+from .training import random_crop_flip, random_resized_crop_flip
 
 # a forward pass is about a third of a training step (forward + backward): the per-epoch
 # test-set scoring's share
@@ -81,12 +82,14 @@ def record_step_seconds(arch: str, size: int, batch: int, device_type: str,
 
 
 def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
-                         device: torch.device) -> float:
+                         device: torch.device, stored_size: int = 0) -> float:
     """Seconds of one SGD step of `arch` at `batch`, from steps on two small random
     batches (after warm-up steps, which pay for allocation and kernel choice; the fastest
     of the timed ones, as contention only adds), on a line through the two: a step has a
-    fixed part that a proportional scaling from one small batch would multiply. The
-    global random state is left as it was."""
+    fixed part that a proportional scaling from one small batch would multiply. A step is
+    timed as the victim takes it: stored 8-bit images to floats and the augmentation
+    (with `stored_size`, photos stored that large and cropped to `size`), then forward,
+    backward and update. The global random state is left as it was."""
     sizes = sorted({min(batch, b) for b in CALIBRATION_BATCHES})
     with torch.random.fork_rng(devices=[]):
         model = build_model(arch, classes, size).to(device=device,
@@ -94,7 +97,8 @@ def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimiser = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
-        times = [_fastest_step(model, optimiser, classes, size, n, device) for n in sizes]
+        times = [_fastest_step(model, optimiser, classes, size, stored_size, n, device)
+                 for n in sizes]
     if len(sizes) == 1:
         return times[0] * batch / sizes[0]
     slope = max(0.0, (times[1] - times[0]) / (sizes[1] - sizes[0]))
@@ -102,13 +106,19 @@ def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
 
 
 def _fastest_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, classes: int,
-                  size: int, batch: int, device: torch.device) -> float:
-    x = torch.rand(batch, 3, size, size, device=device).contiguous(
-        memory_format=torch.channels_last)
+                  size: int, stored_size: int, batch: int, device: torch.device) -> float:
+    generator = torch.Generator().manual_seed(0)
+    side = stored_size or size
+    stored = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8,
+                           generator=generator)
     y = torch.randint(0, classes, (batch,), device=device)
     times = []
     for _ in range(WARM_UP_STEPS + TIMED_STEPS):
         start = time.perf_counter()
+        x = stored.float().div_(255.0)
+        x = (random_resized_crop_flip(x, generator, size) if stored_size
+             else random_crop_flip(x, generator))
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
         loss = F.cross_entropy(model(x), y)
         optimiser.zero_grad()
         loss.backward()
@@ -123,10 +133,10 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
                           victims: list[tuple[str, str]], epochs: int, batch: int, size: int,
                           device: torch.device, measure: bool = True,
                           cache_dir: Path | None = None, excludes_ablations: bool = False,
-                          reused: int = 0) -> VerificationEstimate:
+                          reused: int = 0, stored_size: int = 0) -> VerificationEstimate:
     """The time `evaluate` will take to train `victims` ((architecture, defence) each, one
     per training set), see the module's docstring; `reused` victims are kept from earlier
-    runs and cost nothing."""
+    runs and cost nothing; `stored_size`: photos, stored that large and cropped to `size`."""
     scan = scan_folder(clean_dir)
     classes = len(scan.classes)
     images = len(scan.items)
@@ -151,7 +161,7 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
         if not measure:
             known = False
             continue
-        step = measure_step_seconds(arch, classes, size, batch, device)
+        step = measure_step_seconds(arch, classes, size, batch, device, stored_size)
         measured_now = True
         total += step * epochs * (steps_per_epoch + scoring_steps) * weight
     return VerificationEstimate(
