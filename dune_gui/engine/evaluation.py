@@ -65,8 +65,9 @@ PHOTO_MARGIN = 8 / 7
 # Verification should face the strongest adversary it can train: a network from scratch
 # needs the large rate, but a pretrained network fine-tuned at it loses much of its
 # ImageNet features mid-training and ends a weaker classifier (and one more easily led by
-# a shortcut) than the same network fine-tuned gently. Chosen on validation photos, never
-# the test photos: docs/verification-photos.md, "The victims' learning rate".
+# a shortcut) than the same network fine-tuned gently. Chosen on validation photos from
+# clean victims, never on test photos or protected sets (docs/research-log.md, nineteenth
+# session; docs/verification-photos.md, run 13).
 VICTIM_LEARNING_RATES = {"scratch": 0.05, "fine-tune": 0.01, "probe": 0.01}
 
 
