@@ -8,8 +8,8 @@ names, sizes and dates, without decoding an image) and priced per architecture,
 resolution, batch and device by, in order of preference: the seconds per step the last
 verification on this machine measured (test-set scoring included; kept in the cache
 folder's rates file, eta.py, beside the protect stages'), or steps timed now on two small
-random batches, on a line to the batch, plus the test-set scoring (a forward pass, a
-third of a step). Decoding the folders and generating ablation peers are not counted
+random batches, on a line to the batch, plus the test-set scoring (forward passes, timed
+on the same batches). Decoding the folders and generating ablation peers are not counted
 (the estimate says so).
 """
 
@@ -30,9 +30,6 @@ from .models import build_model
 from .surrogates import default_cache_dir
 from .training import random_crop_flip, random_resized_crop_flip
 
-# a forward pass is about a third of a training step (forward + backward): the per-epoch
-# test-set scoring's share
-FORWARD_SHARE = 1 / 3
 CALIBRATION_BATCHES = (4, 16)
 ADVERSARIAL_STEPS = 7  # defences.adversarial_examples' PGD steps
 WARM_UP_STEPS = 2
@@ -82,8 +79,10 @@ def record_step_seconds(arch: str, size: int, batch: int, device_type: str,
 
 
 def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
-                         device: torch.device, stored_size: int = 0) -> float:
-    """Seconds of one SGD step of `arch` at `batch`, from steps on two small random
+                         device: torch.device, stored_size: int = 0) -> tuple[float, float]:
+    """Seconds of one SGD step of `arch` at `batch` and of one scoring forward pass of a
+    batch that size (the test set's, after every epoch: for a linear probe, whose backward
+    pass stops at its head, nearly a whole step), from steps on two small random
     batches (after warm-up steps, which pay for allocation and kernel choice; the fastest
     of the timed ones, as contention only adds), on a line through the two: a step has a
     fixed part that a proportional scaling from one small batch would multiply. A step is
@@ -97,16 +96,23 @@ def measure_step_seconds(arch: str, classes: int, size: int, batch: int,
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimiser = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
-        times = [_fastest_step(model, optimiser, classes, size, stored_size, n, device)
+        timed = [_fastest_step(model, optimiser, classes, size, stored_size, n, device)
                  for n in sizes]
+    step = _on_a_line(sizes, [t for t, _ in timed], batch)
+    return step, _on_a_line(sizes, [f for _, f in timed], batch)
+
+
+def _on_a_line(sizes: list[int], seconds: list[float], batch: int) -> float:
     if len(sizes) == 1:
-        return times[0] * batch / sizes[0]
-    slope = max(0.0, (times[1] - times[0]) / (sizes[1] - sizes[0]))
-    return times[0] + slope * (batch - sizes[0])
+        return seconds[0] * batch / sizes[0]
+    slope = max(0.0, (seconds[1] - seconds[0]) / (sizes[1] - sizes[0]))
+    return seconds[0] + slope * (batch - sizes[0])
 
 
 def _fastest_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, classes: int,
-                  size: int, stored_size: int, batch: int, device: torch.device) -> float:
+                  size: int, stored_size: int, batch: int, device: torch.device
+                  ) -> tuple[float, float]:
+    """The fastest of the timed training steps, and of the scoring forward passes."""
     generator = torch.Generator().manual_seed(0)
     side = stored_size or size
     stored = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8,
@@ -127,7 +133,17 @@ def _fastest_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, clas
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return min(times[WARM_UP_STEPS:])
+    model.eval()
+    forwards = []
+    with torch.inference_mode():
+        for _ in range(WARM_UP_STEPS + TIMED_STEPS):
+            start = time.perf_counter()
+            model(stored[:, :, :size, :size].float().div_(255.0).to(device))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            forwards.append(time.perf_counter() - start)
+    model.train()
+    return min(times[WARM_UP_STEPS:]), min(forwards[WARM_UP_STEPS:])
 
 
 def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float,
@@ -144,7 +160,7 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
     tests = len(scan_folder(test_dir).items) if test_dir else round(images * holdout)
     train_images = images if test_dir else images - tests
     steps_per_epoch = max(1, math.ceil(train_images / batch))
-    scoring_steps = math.ceil(tests / batch) * FORWARD_SHARE
+    scoring_batches = math.ceil(tests / batch)
     # each architecture's victims in step-equivalents: adversarial training adds a PGD
     # attack (a forward and backward each) to every step
     weights: dict[str, int] = {}
@@ -162,9 +178,9 @@ def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float
         if not measure:
             known = False
             continue
-        step = measure_step_seconds(arch, classes, size, batch, device, stored_size)
+        step, forward = measure_step_seconds(arch, classes, size, batch, device, stored_size)
         measured_now = True
-        total += step * epochs * (steps_per_epoch + scoring_steps) * weight
+        total += (step * steps_per_epoch + forward * scoring_batches) * epochs * weight
     return VerificationEstimate(
         victims=len(victims), steps=epochs * steps_per_epoch * len(victims),
         seconds=total if known else None, measured_now=measured_now,

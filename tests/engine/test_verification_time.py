@@ -70,9 +70,11 @@ def test_measured_now_when_nothing_is_kept(tmp_path: Path) -> None:
     assert torch.equal(torch.get_rng_state(), state)
     assert estimate.measured_now and estimate.seconds is not None and estimate.seconds > 0
     assert estimate.victims == 2 * 2 and estimate.excludes_ablations
-    assert measure_step_seconds("small", 3, 32, 64, torch.device("cpu")) > 0
+    step, forward = measure_step_seconds("small", 3, 32, 64, torch.device("cpu"))
+    assert step > forward > 0
     # photos: stored larger, each step crops them as the victim does
-    assert measure_step_seconds("small", 3, 48, 8, torch.device("cpu"), stored_size=55) > 0
+    assert min(measure_step_seconds("small", 3, 48, 8, torch.device("cpu"),
+                                    stored_size=55)) > 0
 
 
 def test_the_kept_results_key_follows_the_victims_code(monkeypatch: pytest.MonkeyPatch
