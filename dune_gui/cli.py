@@ -177,7 +177,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "(fine-tuned end to end), lite0-probe, lite2-probe (linear probe)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="victim training epochs")
     rates = VICTIM_LEARNING_RATES
-    p.add_argument("--learning-rate", type=float, default=None,
+    # SUPPRESS: no "(default: None)" after a help that says what the default is
+    p.add_argument("--learning-rate", type=float, default=argparse.SUPPRESS,
                    help="victims' peak learning rate (SGD, one-cycle); default: each kind of "
                         f"victim at the rate that trains it best, {rates['scratch']:g} from "
                         f"scratch, {rates['fine-tune']:g} for a pretrained network "
@@ -229,7 +230,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         clean_dir=args.clean, protected=tuple(protected), test_dir=args.test,
         peers=tuple(x.strip() for x in args.peers.split(",") if x.strip()),
         defences=defences, archs=tuple(x.strip() for x in args.arch.split(",") if x.strip()),
-        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        epochs=args.epochs, learning_rate=getattr(args, "learning_rate", None),
+        batch_size=args.batch_size,
         seed=args.seed, working_size=args.working_size,
         victim_size=args.victim_size,
         holdout=args.holdout, device=args.device, report_dir=args.report,

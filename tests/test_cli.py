@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from dune_gui.cli import build_parser, main
+from dune_gui.engine import VICTIM_LEARNING_RATES
 from tests.conftest import make_labeled_folder
 
 
@@ -142,3 +143,10 @@ def test_evaluate_takes_the_victims_recipe_from_the_command_line(tmp_path: Path)
     settings = json.loads((report / "report.json").read_text())["settings"]
     assert settings["learning_rate"] == 0.01 and settings["batch_size"] == 4
     assert settings["victim_results_dir"] is None  # --fresh-victims: nothing kept or reused
+    # without --learning-rate each kind of victim trains at its own rate
+    report_default = tmp_path / "report-default"
+    assert main(["evaluate", "--clean", str(clean), "--arch", "small", "--epochs", "1",
+                 "--batch-size", "4", "--report", str(report_default), "--fresh-victims",
+                 "--quiet"]) == 0
+    run = json.loads((report_default / "report.json").read_text())["runs"][0]
+    assert run["learning_rate"] == VICTIM_LEARNING_RATES["scratch"]
