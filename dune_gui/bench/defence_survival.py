@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from dune_gui.engine.defences import DEFENCES
-from dune_gui.engine.evaluation import PHOTO_MARGIN, load_labeled
+from dune_gui.engine.evaluation import load_labeled, stored_photo_side
 from dune_gui.engine.progress import Reporter
 
 DEFAULT_DEFENCES = ("jpeg10", "grayscale", "blur", "posterise")
@@ -55,7 +55,7 @@ def paired(clean_dir: Path, protected_dir: Path, size: int, every: int
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every `every`-th protected copy and its clean source, as a victim's stored images."""
     reporter = Reporter(None, None, None)
-    stored = round(size * PHOTO_MARGIN)
+    stored = stored_photo_side(size)
     clean, classes = load_labeled(clean_dir, None, stored, reporter, photo=True)
     protected, _ = load_labeled(protected_dir, classes, stored, reporter, photo=True)
     where = {key: i for i, key in enumerate(clean.keys)}

@@ -144,6 +144,7 @@ def write_rates(cache_dir: Path, device_type: str, architectures: Sequence[str],
         data = {}
     data[rates_key(device_type, architectures)] = rates
     try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "w") as fh:
             json.dump(data, fh, indent=1)
     except (OSError, ValueError):

@@ -61,6 +61,11 @@ from .victim_results import (
 # pipelines resize the short side before cropping).
 PHOTO_MARGIN = 8 / 7
 
+
+def stored_photo_side(photo_size: int) -> int:
+    """The side photos are stored at for victims cropping `photo_size` (0: not photos)."""
+    return round(photo_size * PHOTO_MARGIN) if photo_size else 0
+
 # Each kind of victim's peak learning rate (SGD, one-cycle) when the caller sets none.
 # Verification should face the strongest adversary it can train: a network from scratch
 # needs the large rate, but a pretrained network fine-tuned at it loses much of its
@@ -257,7 +262,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
     reporter = Reporter(progress, log, cancel)
     device = resolve_device(config.device)
     photo_size = victim_resolution(config, device)
-    size = round(photo_size * PHOTO_MARGIN) if photo_size else config.working_size
+    size = stored_photo_side(photo_size) or config.working_size
     if photo_size:
         reporter.info(f"photos: victims train on random {photo_size}-px crops of the images "
                       f"resized to {size} px (short side), and test on the centre crop")
@@ -493,7 +498,7 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
         victims=[(arch, defence) for (name, defence, arch) in recipes
                  if (name, defence, arch) not in reused],
         reused=len(reused), epochs=config.epochs, batch=config.batch_size, size=size,
-        stored_size=round(photo_size * PHOTO_MARGIN) if photo_size else 0,
+        stored_size=stored_photo_side(photo_size),
         device=device, measure=measure, cache_dir=config.rates_dir,
         excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))
 

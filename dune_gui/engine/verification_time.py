@@ -71,10 +71,6 @@ def record_step_seconds(arch: str, size: int, batch: int, device_type: str,
     folder = cache_dir or default_cache_dir()
     rates = read_rates(folder, device_type, _rates_entry(arch))
     rates[_step_name(size, batch)] = seconds_per_step
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
     write_rates(folder, device_type, _rates_entry(arch), rates)
 
 
