@@ -13,6 +13,7 @@ to the recipe's code never reuses an old result.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -40,6 +41,7 @@ def default_victim_results_dir() -> Path:
     return default_cache_dir() / "victims"
 
 
+@functools.cache  # once per process: the code does not change under a running program
 def _recipe_source_digest() -> str:
     from . import evaluation  # imports this module: read when a key is made, not before
 

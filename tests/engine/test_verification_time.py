@@ -85,4 +85,8 @@ def test_the_kept_results_key_follows_the_victims_code(monkeypatch: pytest.Monke
         return None
 
     monkeypatch.setattr(evaluation, "train_victim", train_victim)
-    assert victim_results._recipe_source_digest() != before
+    victim_results._recipe_source_digest.cache_clear()  # computed once per process
+    try:
+        assert victim_results._recipe_source_digest() != before
+    finally:
+        victim_results._recipe_source_digest.cache_clear()  # not the patched code's digest
