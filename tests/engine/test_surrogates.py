@@ -162,3 +162,30 @@ def test_a_member_folds_its_batch_norms_and_computes_the_same_function(arch: str
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in member.model.modules())
     with torch.no_grad():
         assert torch.allclose(member.model(x), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_pretrained_networks_read_pixels_as_their_weights_were_trained() -> None:
+    # EfficientNet-Lite's weights expect (p - 127) / 128 for 8-bit pixels p, not
+    # torchvision's ImageNet statistics
+    from dune_gui.engine.pretrained import PretrainedClassifier
+
+    model = PretrainedClassifier("lite0", 2, torch.Generator().manual_seed(0))
+    pixels = torch.tensor([0.0, 127.0, 255.0]).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+    assert torch.allclose(model._normalised(pixels / 255),
+                          torch.tensor([-127 / 128, 0.0, 1.0]).expand(1, 3, 1, 3), atol=1e-6)
+
+
+def test_pretrained_surrogates_cached_under_the_old_input_scaling_are_not_reused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dune_gui.engine import pretrained
+    from dune_gui.engine.surrogates import cache_key
+
+    def keys() -> tuple[str, str]:
+        return tuple(cache_key("data", arch, 10, 128, 4, [2, 4], 0, 128, 0.05)
+                     for arch in ("lite0", "fast"))
+
+    before = keys()
+    monkeypatch.setattr(pretrained, "INPUT_SCALING_VERSION", pretrained.INPUT_SCALING_VERSION + 1)
+    after = keys()
+    assert after[0] != before[0]
+    assert after[1] == before[1]  # from-scratch surrogates keep their cache
