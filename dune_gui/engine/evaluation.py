@@ -303,11 +303,12 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                   for name, data in train_sets if name != "clean"}
     runs: list[dict[str, Any]] = []
     status = "completed"
-    victims = [(name, data, defence_name, arch) for name, data in train_sets
-               for defence_name in config.defences for arch in config.archs]
-    total = len(victims)
     recipes = _recipes(config, [name for name, _ in train_sets], photo_size or size,
                        bool(photo_size), device.type)
+    set_data = dict(train_sets)
+    victims = [(name, set_data[name], defence_name, arch)
+               for name, defence_name, arch in recipes]  # in the recipes' training order
+    total = len(victims)
     keys, kept = _kept_results(config.victim_results_dir, train_sets, test, recipes)
     plans: dict[Victim, str] = {}
     if config.victim_results_dir is not None:
