@@ -10,8 +10,8 @@ photos of class y sit, in that network's feature space, where photos of another 
 moved a held-out one's features too little. This tries the other shape: one pattern per
 class, shared by all its photos (so whatever it adds is the same feature every time), made
 to turn the surrogates' own 1000-class ImageNet heads toward the ImageNet class of the
-target class y* = (y + offset) mod K (the surrogates' most frequent top-1 on the clean
-photos of y*: no class names needed). Optimised with Adam (step size on a cosine from
+target class y* = (y + offset) mod K (the first surrogate's most frequent top-1 on the
+clean photos of y*: no class names needed). Optimised with Adam (step size on a cosine from
 eps / 10) on the patterns' gradient over random batches of photos, each seen as a victim
 trains on it (a random resized crop, 35-100% of the area, flipped, at --victim-size),
 and clipped to +-eps after every step.
@@ -65,8 +65,9 @@ def imagenet_classes(net: torch.nn.Module, data: LabeledTensors, k: int, size: i
 
 
 def crop_flip_grids(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Sampling grids of random resized crops (35-100% of the area, aspect 3/4-4/3, as a
-    victim's augmentation draws them), half of them mirrored."""
+    """Sampling grids of random resized crops (35-100% of the area, aspect 3/4-4/3, the
+    ranges of a victim's augmentation, training.random_resized_crop_flip), half of them
+    mirrored: grids rather than crops, to sample an anti-aliased resize of the photo."""
     scale = torch.empty(n).uniform_(0.35, 1.0, generator=generator)
     ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator).exp()
     width = (scale * ratio).sqrt().clamp(max=1)

@@ -128,7 +128,7 @@ def data_fingerprint(entries: Sequence[tuple[str, str, int]]) -> str:
 
 def cache_key(fingerprint: str, arch: str, num_classes: int, working_size: int, epochs: int,
               keep: list[int], seed: int, batch_size: int, learning_rate: float) -> str:
-    from .pretrained import INPUT_SCALING_VERSION, PRETRAINED
+    from .pretrained import INPUT_SCALING_VERSION, PRETRAINED  # it imports this module
 
     fields: dict[str, object] = {
         "format": CACHE_FORMAT, "data": fingerprint, "arch": arch, "classes": num_classes,
