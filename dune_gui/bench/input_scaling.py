@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from dune_gui.engine.evaluation import LabeledTensors, load_labeled
-from dune_gui.engine.pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, PRETRAINED, weights_path
+from dune_gui.engine.pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
 from dune_gui.engine.progress import Reporter
 
 # imagenette's folders -> their ImageNet-1k class index
@@ -33,16 +33,6 @@ SCALINGS = {
     "torchvision ImageNet mean/std": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "(p - 127) / 128 (engine)": (LITE_INPUT_MEAN, LITE_INPUT_STD),
 }
-
-
-def imagenet_network(name: str) -> torch.nn.Module:
-    """The pretrained network with its own 1000-class ImageNet head, in eval mode."""
-    from efficientnet_lite_pytorch import EfficientNet
-
-    net = EfficientNet.from_name(PRETRAINED[name][0], num_classes=1000)
-    state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
-    net.load_state_dict({k: v.float() for k, v in state.items()})
-    return net.eval()
 
 
 def imagenet_top1(net: torch.nn.Module, data: LabeledTensors, truth: torch.Tensor,

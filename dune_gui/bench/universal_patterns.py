@@ -35,9 +35,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dune_gui.bench.input_scaling import imagenet_network
 from dune_gui.engine.evaluation import LabeledTensors, load_labeled
-from dune_gui.engine.pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD
+from dune_gui.engine.pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
 from dune_gui.engine.progress import Reporter
 
 MEAN = torch.tensor(LITE_INPUT_MEAN).view(1, 3, 1, 1)
@@ -169,12 +168,12 @@ def main() -> None:
     parser.add_argument("--report", type=Path)
     args = parser.parse_args()
     reporter = Reporter(None, None, None)
-    data, classes = load_labeled(args.clean, None, args.size, reporter, photo=True)
     for item in sorted(args.clean.glob("*/*")):
         with Image.open(item) as im:
             if im.size != (args.size, args.size):
                 raise SystemExit(f"{item} is {im.size[0]} x {im.size[1]}, not "
                                  f"{args.size} x {args.size}: its copy would be cropped")
+    data, classes = load_labeled(args.clean, None, args.size, reporter, photo=True)
     k = len(classes)
     names = sorted(set(args.surrogates.split(",")) | set(args.judges.split(",")))
     nets = {name: imagenet_network(name) for name in names}

