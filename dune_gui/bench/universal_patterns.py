@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from dune_gui.engine.class_patterns import pattern_learning_rate
 from dune_gui.engine.evaluation import LabeledTensors, load_labeled
 from dune_gui.engine.pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
 from dune_gui.engine.progress import Reporter
+from dune_gui.engine.views import crop_flip_grids
 
 MEAN = torch.tensor(LITE_INPUT_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(LITE_INPUT_STD).view(1, 3, 1, 1)
@@ -63,25 +64,6 @@ def imagenet_classes(net: torch.nn.Module, data: LabeledTensors, k: int, size: i
     return torch.tensor([torch.mode(top[data.labels == c]).values.item() for c in range(k)])
 
 
-def crop_flip_grids(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Sampling grids of random resized crops (35-100% of the area, aspect 3/4-4/3, the
-    ranges of a victim's augmentation, training.random_resized_crop_flip), half of them
-    mirrored: grids rather than crops, to sample an anti-aliased resize of the photo."""
-    scale = torch.empty(n).uniform_(0.35, 1.0, generator=generator)
-    ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator).exp()
-    width = (scale * ratio).sqrt().clamp(max=1)
-    height = (scale / ratio).sqrt().clamp(max=1)
-    centre_x = (torch.rand(n, generator=generator) * 2 - 1) * (1 - width)
-    centre_y = (torch.rand(n, generator=generator) * 2 - 1) * (1 - height)
-    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = width * flip
-    theta[:, 0, 2] = centre_x
-    theta[:, 1, 1] = height
-    theta[:, 1, 2] = centre_y
-    return F.affine_grid(theta, [n, 3, size, size], align_corners=False)
-
-
 def make_patterns(data: LabeledTensors, k: int, target_imagenet: torch.Tensor,
                   surrogates: list[torch.nn.Module], eps: float, steps: int, batch: int,
                   victim_size: int, generator: torch.Generator) -> torch.Tensor:
@@ -97,16 +79,14 @@ def make_patterns(data: LabeledTensors, k: int, target_imagenet: torch.Tensor,
         # straight from the full photo would alias the pattern's fine detail away
         x = F.interpolate(x, size=(160, 160), mode="bilinear", antialias=True,
                           align_corners=False)
-        view = F.grid_sample(x, crop_flip_grids(batch, victim_size, generator),
+        view = F.grid_sample(x, crop_flip_grids(batch, victim_size, victim_size, generator),
                              mode="bilinear", align_corners=False)
         loss = sum(F.cross_entropy(head_logits(net, view), target_imagenet[y])
                    for net in surrogates)
         optimiser.zero_grad()
         loss.backward()
-        # large moves first, then settle inside the box
         for group in optimiser.param_groups:
-            group["lr"] = 0.8 * (eps / 8 * 0.5 * (1 + math.cos(math.pi * step / steps))
-                                 + eps / 100)
+            group["lr"] = pattern_learning_rate(eps, step, steps)
         optimiser.step()
         with torch.no_grad():
             patterns.clamp_(-eps, eps)

@@ -37,6 +37,14 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+def atomic_torch_save(obj: object, path: Path) -> None:
+    """torch.save, replacing `path` atomically."""
+    import torch  # here: the rest of this module serves Qt-free, torch-free callers too
+
+    with atomic_write(path) as fh:
+        torch.save(obj, fh)
+
+
 def _create_temporary(folder: Path) -> tuple[int, str]:
     """Like tempfile.mkstemp, but created 0666 so the kernel applies the umask: outputs get
     the mode any other program would give a new file, not mkstemp's private 0600, which

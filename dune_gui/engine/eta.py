@@ -24,7 +24,7 @@ from .atomic import atomic_write
 
 # the stages whose work is image passes through the ensemble (a common unit): one
 # measured among them estimates the others
-MODEL_STAGES = ("surrogates", "colour", "spatial")
+MODEL_STAGES = ("surrogates", "colour", "patterns", "spatial")
 RATES_FILE = "stage-rates.json"
 
 
@@ -43,6 +43,13 @@ def colour_units(classes: int, iterations: int, particles: int, sample: int, mem
                  views: int, pixels: float) -> float:
     # the swarm scores its particles once before the first iteration
     return float(classes * (iterations + 1) * particles * sample * members * views) * pixels
+
+
+def pattern_units(steps: int, batch: int, networks: int, images: int, pixels: float
+                  ) -> float:
+    # every step a forward and backward pass of a batch through each aim network, after
+    # one forward pass of every image to find each class's ImageNet class
+    return (3.0 * steps * batch * networks + images) * pixels
 
 
 def spatial_units(images: int, steps: int, members: int, views: int, pixels: float) -> float:

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from .atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write
+from .class_patterns import place_pattern
 from .colour import add_colour, expand_offsets
 from .data import DecodedImage
 from .metrics import delta_e2000_mean_p99, psnr, ssim, visible_share
@@ -67,14 +68,22 @@ def output_extension(source_suffix: str, fmt: str) -> str:
 
 
 def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None,
-            headroom: bool = False) -> torch.Tensor:
-    """x_ue = clip01(clip01(x + up(delta)) + d_y) at the image's own resolution (3 x H x W);
-    a G x G offset field is spread over the image's own size; with `headroom` the colour
-    shift is scaled so that no pixel clips (colour.add_colour)."""
+            headroom: bool = False, pattern: torch.Tensor | None = None) -> torch.Tensor:
+    """x_ue = clip01(clip01(x + up(delta) + place(p_y)) + d_y) at the image's own
+    resolution (3 x H x W): the spatial perturbation brought up from the working size, the
+    class's aimed pattern laid over the image at its short side (class_patterns.
+    place_pattern), then the class's colour offset, a G x G field spread over the image's
+    own size; with `headroom` the colour shift is scaled so that no pixel clips
+    (colour.add_colour)."""
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)
     out = x
-    if delta is not None:
-        out = (out + upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])).clamp_(0, 1)
+    if delta is not None or pattern is not None:
+        out = x.clone()
+        if delta is not None:
+            out += upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])
+        if pattern is not None:
+            out += place_pattern(pattern.float().cpu(), x.shape[1], x.shape[2])
+        out.clamp_(0, 1)
     if offset is not None:
         field = expand_offsets(offset.float().cpu().unsqueeze(0), x.shape[1], x.shape[2])[0]
         out = add_colour(out, field, headroom)

@@ -33,8 +33,10 @@ from .shards import Shard
 from .stages import (
     Run,
     build_ensemble,
+    find_class_patterns,
     find_colour_offsets,
     list_classes,
+    patterns_cached,
     plan_work,
     protect_images,
     read_folder,
@@ -115,8 +117,9 @@ def protect(
         run.choose_working_size(scan, profile)
         run.choose_architectures(profile)
         run.choose_surrogate_epochs(scan, profile)
-        folder = read_folder(run, scan, shift, profile, lambda: surrogates_cached(run, profile),
-                             shard)
+        folder = read_folder(run, scan, shift, profile,
+                             lambda: (surrogates_cached(run, profile)
+                                      and patterns_cached(run, profile)), shard)
         skipped = folder.skipped
         check_writable(config.output_dir)
         plan = plan_work(run, folder, profile)
@@ -126,6 +129,7 @@ def protect(
             plan, read_rates(run.cache_dir, run.device.type, run.architectures))
         built = build_ensemble(run, folder, profile)
         offsets = find_colour_offsets(run, folder, built, profile)
+        patterns = find_class_patterns(run, folder, profile)
         # a shard's neighbours are writing beside it: their temporaries are not stale
         stale = 0 if shard is not None else remove_stale_temporaries(config.output_dir)
         if stale:
@@ -136,14 +140,17 @@ def protect(
             config, str(run.device), classes, shift, folder.targets, offsets,
             [m.name for m in built.ensemble.members], built.cache_keys,
             profile.created if profile is not None else None, run.working_size,
-            run.surrogate_epochs, run.architectures)
+            run.surrogate_epochs, run.architectures,
+            patterns.key if patterns is not None else None,
+            patterns.aims if patterns is not None else None)
         writer = ManifestWriter(content, records, shard)  # writes a new profile's manifest
         if profile_only:
             run.reporter.info(f"protection profile written to {writer.path}; protect the "
                               "images with --shard I/N, then once more without it")
         else:
             names = output_names([item.rel for item in folder.scan.items], config.format)
-            count = protect_images(run, folder, built, offsets, profile, writer, names)
+            count = protect_images(run, folder, built, offsets, patterns, profile, writer,
+                                   names)
     except Cancelled:
         status = "cancelled"
         run.reporter.info("cancelled; finished images are kept and the same command resumes")
@@ -170,11 +177,13 @@ class PreviewImage:
     cls: str
     target: str
     original: np.ndarray
-    spatial: np.ndarray  # signed spatial perturbation as applied (|.| <= eps)
+    spatial: np.ndarray  # signed spatial perturbation and class pattern as applied
+    # (|.| <= eps + pattern_eps)
     colour: np.ndarray  # the class's offset: 3 G^2 values (channel, row, column); G = 1: RGB
     colour_field: np.ndarray  # H x W x 3: that offset spread over the image as the export adds it
     protected: np.ndarray  # exactly the pixels the export writes
-    eps: float
+    eps: float  # the bound of `spatial`
+    pattern_eps: float  # the class pattern's part of it (0: no class pattern)
     metrics: dict[str, float]  # perceptual measures of the protected image (as the manifest)
     prediction_before: list[float]
     prediction_after: list[float]
@@ -207,6 +216,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
     folder = read_folder(run, scan, shift, None, lambda: False)
     built = build_ensemble(run, folder, None)
     offsets = find_colour_offsets(run, folder, built, None)
+    patterns = find_class_patterns(run, folder, None)
     by_rel = {item.rel: item for item in folder.scan.items}
     items = [by_rel[r] for r in (rels or spread_over_classes(folder.scan.items, count))
              if r in by_rel]
@@ -221,9 +231,10 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         shown_offset = offset if offset is not None else torch.zeros_like(offsets[0])
         image = decode_full(item.path, config.max_pixels)
         original = torch.from_numpy(image.rgb).permute(2, 0, 1)
-        spatial_only = compose(image, delta, None)
-        protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom),
-                                    image), image)
+        pattern = patterns.patterns[item.label] if patterns is not None else None
+        spatial_only = compose(image, delta, None, pattern=pattern)
+        protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom,
+                                             pattern), image), image)
         small = resize_to_working(protected.permute(1, 2, 0), run.working_size)
         x = folder.working[item.rel].float().div(255.0).unsqueeze(0).to(run.device)
         before = built.ensemble.predict_proba(x)[0].cpu().tolist()
@@ -234,7 +245,10 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
             original=image.rgb, spatial=(spatial_only - original).permute(1, 2, 0).numpy(),
             colour=shown_offset.numpy().copy(),
             colour_field=field_map.permute(1, 2, 0).numpy().copy(),
-            protected=protected.permute(1, 2, 0).numpy(), eps=config.eps,
+            protected=protected.permute(1, 2, 0).numpy(),
+            eps=(config.eps if config.uses_spatial or not patterns else 0.0)
+            + (config.pattern_eps if patterns is not None else 0.0),
+            pattern_eps=config.pattern_eps if patterns is not None else 0.0,
             metrics=quality_metrics(original, protected),
             prediction_before=before, prediction_after=after.cpu().tolist()))
     rep.stage("spatial", len(items), len(items), "preview ready")

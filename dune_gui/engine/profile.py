@@ -110,6 +110,11 @@ class Profile:
     def cache_keys(self) -> list[str]:
         return list(self.manifest.get("surrogates", {}).get("cache_keys") or [])
 
+    @property
+    def pattern_key(self) -> str | None:
+        """The cache key of its aimed class patterns (None: made without them)."""
+        return self.manifest.get("class_patterns", {}).get("cache_key")
+
     def colour_offsets(self, classes: list[str]) -> torch.Tensor | None:
         stored = self.manifest.get("colour_offsets")
         if not stored:
@@ -192,6 +197,8 @@ class ProfileContent:
     working_size: int = 32  # as used (the setting may say 0, auto)
     surrogate_epochs: int = 0  # as used (the setting may say 0, auto)
     architectures: tuple[str, ...] = ()  # as trained (the setting may say auto)
+    pattern_key: str | None = None  # where its class patterns are cached (None: none made)
+    pattern_aims: list[int] | None = None  # per class, the ImageNet class its pattern aims at
 
 
 def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> dict[str, Any]:
@@ -216,6 +223,10 @@ def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> d
         "surrogates": {"members": content.members, "cache_keys": content.cache_keys,
                        "epochs": content.surrogate_epochs,
                        "architectures": list(content.architectures)},
+        **({"class_patterns": {
+            "cache_key": content.pattern_key, "eps": cfg.pattern_eps,
+            "imagenet_aims": dict(zip(classes, content.pattern_aims or [], strict=True))}}
+           if content.pattern_key else {}),
         "images": [records[k].to_json() for k in sorted(records)],
     }
 

@@ -24,7 +24,8 @@ class Stage:
 # Every stage an engine call reports, in run order; the CLI and the GUI derive their
 # progress display from this list rather than keeping their own.
 PROTECT_STAGES = (Stage("scan", "Scanning"), Stage("surrogates", "Training surrogates"),
-                  Stage("colour", "Colour search"), Stage("spatial", "Spatial perturbation"),
+                  Stage("colour", "Colour search"), Stage("patterns", "Class patterns"),
+                  Stage("spatial", "Spatial perturbation"),
                   Stage("export", "Writing images"))
 VERIFY_STAGES = (Stage("verify", "Training victims"),)
 STAGES: tuple[Stage, ...] = PROTECT_STAGES + VERIFY_STAGES

@@ -23,6 +23,13 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_torch_save
+from .class_patterns import (
+    PATTERN_BATCH,
+    aim_heads,
+    imagenet_classes,
+    make_class_patterns,
+)
 from .colour import ColourOffsetSearch, describe_offset, offset_values
 from .config import (
     AUTO_ENSEMBLE,
@@ -42,7 +49,7 @@ from .data import (
     photo_resolution,
     scan_folder,
 )
-from .eta import WorkPlan, colour_units, spatial_units, surrogate_units
+from .eta import WorkPlan, colour_units, pattern_units, spatial_units, surrogate_units
 from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
 from .profile import ImageRecord, ManifestWriter, Profile
@@ -222,7 +229,8 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
         item.rel for position, item in enumerate(scan.items) if shard.takes(position))
     need_all = profile is None or not cached_surrogates()
     if shard is not None and (profile is None or need_all or (
-            cfg.uses_colour and profile.colour_offsets(scan.classes) is None)):
+            cfg.uses_colour and profile.colour_offsets(scan.classes) is None)
+            or (cfg.uses_pattern and profile.pattern_key is None)):
         # checked before hashing the folder: a shard only ever extends a complete profile
         raise FolderError(shard_needs_profile(cfg.output_dir))
     skipped = list(scan.skipped)
@@ -376,6 +384,10 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
         "colour": 0.0 if colour_done else colour_units(
             len(folder.classes), cfg.iterations, cfg.particles, per_class, members,
             2 if cfg.grey_robust else 1, pixels),
+        "patterns": pattern_units(cfg.pattern_steps, PATTERN_BATCH,
+                                  len(cfg.pattern_networks), n, pixels)
+        if cfg.uses_pattern and not (
+            pattern_cache_path(run, pattern_key(run, folder, profile)).exists()) else 0.0,
         "spatial": spatial_units(todo, cfg.steps, members, 1, pixels) if cfg.uses_spatial
         else 0.0,
         "export": float(todo),
@@ -468,6 +480,98 @@ def _file_identity(spec: str) -> str:
         return spec
 
 
+# ---- class patterns ------------------------------------------------------------------
+@dataclass
+class ClassPatterns:
+    """The aimed class patterns of a run (class_patterns.py): K x 3 x S x S at the working
+    size, the cache key they are kept under (the profile records it) and, per folder class,
+    the ImageNet class its pattern aims at (its target class's)."""
+
+    patterns: torch.Tensor
+    key: str
+    aims: list[int]
+
+
+PATTERN_FORMAT = 1  # bump when the way patterns are made changes: cached ones are remade
+
+
+def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
+    """What the patterns depend on: the folder's images and labels, the pattern settings,
+    the seed, the label shift and the working size (a profile's key when extending it)."""
+    if profile is not None and profile.pattern_key:
+        return profile.pattern_key
+    cfg = run.config
+    key = json.dumps({
+        "format": PATTERN_FORMAT, "data": folder.fingerprint(), "eps": cfg.pattern_eps,
+        "steps": cfg.pattern_steps, "networks": list(cfg.pattern_networks),
+        "seed": cfg.seed, "shift": folder.label_shift, "size": run.working_size,
+        "batch": PATTERN_BATCH, "device": run.device.type}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def pattern_cache_path(run: Run, key: str) -> Path:
+    return run.cache_dir / "patterns" / f"{key}.pt"
+
+
+def read_patterns(path: Path, k: int, size: int) -> ClassPatterns | None:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        patterns, aims = data["patterns"], [int(a) for a in data["aims"]]
+    except Exception:
+        return None  # missing or damaged: made again, never trusted
+    if tuple(patterns.shape) != (k, 3, size, size) or len(aims) != k:
+        return None
+    return ClassPatterns(patterns.float(), path.stem, aims)
+
+
+def patterns_cached(run: Run, profile: Profile | None) -> bool:
+    """The class patterns a profile was made with are still in the cache (or not used)."""
+    if not run.config.uses_pattern:
+        return True
+    return (profile is not None and profile.pattern_key is not None
+            and pattern_cache_path(run, profile.pattern_key).exists())
+
+
+def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
+                        ) -> ClassPatterns | None:
+    """The aimed class patterns (None without them): from the cache (a preview, an earlier
+    run, the profile being extended) or made now from every image of the folder."""
+    cfg, rep = run.config, run.reporter
+    if not cfg.uses_pattern:
+        return None
+    k = len(folder.classes)
+    key = pattern_key(run, folder, profile)
+    path = pattern_cache_path(run, key)
+    cached = read_patterns(path, k, run.working_size)
+    if cached is not None:
+        rep.info("class patterns loaded from cache")
+        rep.stage("patterns", 1, 1, "cached")
+        return cached
+    if profile is not None and profile.pattern_key:
+        rep.warning("the class patterns of this profile are gone from the cache; they are "
+                    "made again from the folder as it is now")
+    start = time.monotonic()
+    heads = aim_heads(cfg.pattern_networks, run.device)
+    images = torch.stack([folder.working[item.rel] for item in folder.scan.items])
+    labels = torch.tensor([item.label for item in folder.scan.items])
+    own = imagenet_classes(heads[0], images, labels, k)
+    aims = own[torch.tensor(folder.targets)]
+    for name, target, aim in zip(folder.classes, folder.targets, aims.tolist(), strict=True):
+        rep.info(f"class pattern for {name}: aimed at ImageNet class {aim} (what "
+                 f"{cfg.pattern_networks[0]} sees most in {folder.classes[target]})")
+
+    def tick(step: int, loss: float) -> None:
+        rep.check_cancel()
+        rep.stage("patterns", step, cfg.pattern_steps, f"aim loss {loss:.3f}")
+
+    patterns = make_class_patterns(images, labels, aims, heads, cfg.pattern_eps,
+                                   cfg.pattern_steps, PATTERN_BATCH, cfg.seed, tick)
+    result = ClassPatterns(patterns, key, aims.tolist())
+    atomic_torch_save({"patterns": patterns, "aims": result.aims}, path)
+    run.timings["patterns"] = time.monotonic() - start
+    return result
+
+
 # ---- spatial + export ----------------------------------------------------------------
 def spatial_attack(cfg: ProtectConfig, device: torch.device) -> SpatialPGD:
     """The spatial branch's hyper-parameters from the config: one place for the export,
@@ -516,8 +620,8 @@ def export_workers(device: torch.device) -> int:
 
 
 def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: torch.Tensor,
-                   profile: Profile | None, writer: ManifestWriter,
-                   names: dict[str, str]) -> ExportCount:
+                   patterns: ClassPatterns | None, profile: Profile | None,
+                   writer: ManifestWriter, names: dict[str, str]) -> ExportCount:
     """Protect every image not yet done, one batch at a time, recording each finished
     image with `writer` as soon as it is written. Where export_workers says so, a batch's
     images are written by threads while the next batch's PGD runs; the files and the
@@ -554,7 +658,8 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
             for j, item in enumerate(ok):
                 exports.submit(folder, item, names[item.rel],
                                deltas[j] if deltas is not None else None,
-                               offsets[item.label] if cfg.uses_colour else None)
+                               offsets[item.label] if cfg.uses_colour else None,
+                               patterns.patterns[item.label] if patterns is not None else None)
                 folder.working.pop(item.rel, None)  # keep memory flat while streaming
             if not exports.in_background:  # written already
                 rep.stage("export", start + len(batch), total)
@@ -589,8 +694,9 @@ class BackgroundExports:
         self.busy = 0.0  # seconds of export work, wherever it ran
 
     def submit(self, folder: FolderData, item: ImageItem, out_rel: str,
-               delta: torch.Tensor | None, offset: torch.Tensor | None) -> None:
-        job = (self.run, self.writer, folder, item, out_rel, delta, offset)
+               delta: torch.Tensor | None, offset: torch.Tensor | None,
+               pattern: torch.Tensor | None) -> None:
+        job = (self.run, self.writer, folder, item, out_rel, delta, offset, pattern)
         if self.pool is not None:
             self.pending.append(self.pool.submit(_timed_export, *job))
             return
@@ -637,10 +743,10 @@ class BackgroundExports:
 
 
 def _timed_export(run: Run, writer: ManifestWriter, folder: FolderData, item: ImageItem,
-                  out_rel: str, delta: torch.Tensor | None, offset: torch.Tensor | None
-                  ) -> tuple[ImageRecord, float]:
+                  out_rel: str, delta: torch.Tensor | None, offset: torch.Tensor | None,
+                  pattern: torch.Tensor | None) -> tuple[ImageRecord, float]:
     start = time.monotonic()
-    rec = export_one(run, folder, item, out_rel, delta, offset)
+    rec = export_one(run, folder, item, out_rel, delta, offset, pattern)
     writer.add(rec)
     return rec, time.monotonic() - start
 
@@ -657,7 +763,8 @@ def _decodable(run: Run, folder: FolderData, item: ImageItem, writer: ManifestWr
 
 
 def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
-               delta: torch.Tensor | None, offset: torch.Tensor | None) -> ImageRecord:
+               delta: torch.Tensor | None, offset: torch.Tensor | None,
+               pattern: torch.Tensor | None = None) -> ImageRecord:
     cfg = run.config
     cls = folder.classes[item.label]
     try:
@@ -666,9 +773,9 @@ def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
         return ImageRecord(item.rel, None, cls, "skipped", str(exc))
     out_path = cfg.output_dir / out_rel
     try:
-        metrics = export_image(image, compose(image, delta, offset, cfg.colour_headroom), out_path,
-                               cfg.quality,
-                               cfg.keep_metadata, cfg.strip_gps)
+        metrics = export_image(image, compose(image, delta, offset, cfg.colour_headroom,
+                                              pattern),
+                               out_path, cfg.quality, cfg.keep_metadata, cfg.strip_gps)
     except OSError as exc:
         raise FolderError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
     return ImageRecord(item.rel, out_rel, cls, "done", None, metrics,

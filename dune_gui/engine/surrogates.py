@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .atomic import atomic_write
+from .atomic import atomic_torch_save
 from .models import ARCHITECTURES, build_model, fuse_for_inference
 from .progress import Reporter
 from .training import train_classifier
@@ -141,11 +141,6 @@ def cache_key(fingerprint: str, arch: str, num_classes: int, working_size: int, 
     return f"{arch}-{hashlib.sha256(settings.encode()).hexdigest()[:24]}"
 
 
-def _atomic_torch_save(obj: object, path: Path) -> None:
-    with atomic_write(path) as fh:
-        torch.save(obj, fh)
-
-
 def surrogate_cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / "surrogates" / f"{key}.pt"
 
@@ -186,7 +181,7 @@ def obtain_checkpoints(
         progress_offset=progress_offset, progress_total=progress_total)
     final = result.train_accuracy[epochs]
     reporter.info(f"surrogate {arch}: final training accuracy {final:.1%}")
-    _atomic_torch_save({"checkpoints": result.checkpoints, "arch": arch,
+    atomic_torch_save({"checkpoints": result.checkpoints, "arch": arch,
                         "train_accuracy": result.train_accuracy}, path)
     return result.checkpoints
 

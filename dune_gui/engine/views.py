@@ -9,6 +9,7 @@ list of these callables (`View`), applied in order at every step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -43,3 +44,39 @@ class FlipShiftView:
         h, w = x.shape[-2:]
         padded = F.pad(x, (shift, shift, shift, shift), mode="reflect")
         return padded[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w]
+
+
+class CropFlipView:
+    """A random resized crop (35-100% of the area, aspect 3/4 to 4/3: the ranges of a
+    victim's augmentation, training.random_resized_crop_flip) resampled to the input's
+    size, half of the images mirrored; one draw per image from its own generator. As
+    sampling grids, so the view stays differentiable."""
+
+    def __init__(self, seed: int, min_area: float = 0.35) -> None:
+        self.min_area = min_area
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        grids = crop_flip_grids(x.shape[0], x.shape[-2], x.shape[-1], self.generator,
+                                self.min_area)
+        return F.grid_sample(x, grids.to(x.device, x.dtype), mode="bilinear",
+                             padding_mode="reflection", align_corners=False)
+
+
+def crop_flip_grids(n: int, height: int, width: int, generator: torch.Generator,
+                    min_area: float = 0.35) -> torch.Tensor:
+    """N sampling grids (N x height x width x 2) of random resized crops, half mirrored."""
+    scale = torch.empty(n).uniform_(min_area, 1.0, generator=generator)
+    ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3),
+                                    generator=generator).exp()
+    crop_w = (scale * ratio).sqrt().clamp(max=1)
+    crop_h = (scale / ratio).sqrt().clamp(max=1)
+    centre_x = (torch.rand(n, generator=generator) * 2 - 1) * (1 - crop_w)
+    centre_y = (torch.rand(n, generator=generator) * 2 - 1) * (1 - crop_h)
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = crop_w * flip
+    theta[:, 0, 2] = centre_x
+    theta[:, 1, 1] = crop_h
+    theta[:, 1, 2] = centre_y
+    return F.affine_grid(theta, [n, 3, height, width], align_corners=False)

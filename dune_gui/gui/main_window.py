@@ -77,9 +77,10 @@ STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
 
 
 def steps_of(config: ProtectConfig) -> list[str]:
-    """The steps a person sees for a run with these settings: the colour search only where
-    the settings run it (the Invisible level does not)."""
-    return [s for s in STAGE_ORDER if s != "colour" or config.uses_colour]
+    """The steps a person sees for a run with these settings: the colour search and the
+    class patterns only where the settings make them (the Invisible level does neither)."""
+    return [s for s in STAGE_ORDER if (s != "colour" or config.uses_colour)
+            and (s != "patterns" or config.uses_pattern)]
 
 
 def eta_text(stage_eta: float, run_eta: float, stage_finished: bool) -> str:

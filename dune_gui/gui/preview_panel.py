@@ -181,7 +181,9 @@ class PreviewPanel(QWidget):
             view.set_image(to_qimage(arr))
         self._refresh_protected()
         eps255 = image.eps * 255
-        self.captions[1].setText(f"Spatial perturbation ×{1 / (2 * image.eps):.0f} "
+        what = "Spatial perturbation + class pattern" if image.pattern_eps else \
+            "Spatial perturbation"
+        self.captions[1].setText(f"{what} ×{1 / (2 * image.eps):.0f} "
                                  f"(±{eps255:g}/255 → black/white)")
         colour_caption = describe_colour(image.colour)
         if np.any(image.colour):  # the amplification only means something for a shift

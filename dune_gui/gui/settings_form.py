@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from ..engine import DEFAULTS, SETTINGS, Setting
 
 GROUP_TITLES = {"spatial": "Spatial perturbation", "method": "Method",
+                "pattern": "Class pattern (against pretrained models)",
                 "colour": "Colour branch", "ensemble": "Surrogate ensemble (trained on your "
                 "folder)", "output": "Output", "run": "Run"}
 INT_LIMIT = 2**31 - 1

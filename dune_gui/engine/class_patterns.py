@@ -1,0 +1,132 @@
+"""The aimed class pattern: the branch made against ImageNet-pretrained adversaries.
+
+A network pretrained on ImageNet and then fine-tuned gently (or only probed linearly) on a
+scraped folder keeps its ImageNet features; per-image perturbations made on surrogates
+fine-tuned on the folder, and class-wise patterns aimed at nothing, barely move it
+(docs/research-log.md, nineteenth and twentieth sessions). What does move it is a pattern
+that points along those features: one pattern per class, shared by all its images, made so
+that the frozen ImageNet heads of pretrained networks (never fine-tuned on the folder) read
+the protected images of class y as the ImageNet class of its target class y*. A victim
+that keeps ImageNet's features then finds class y where class y* should be.
+
+Each folder class's ImageNet class is the first aim network's most frequent top-1 on its
+clean images (no class names needed). The patterns are optimised with Adam over random
+batches of the folder's images, each seen as a victim trains on it (a random resized crop
+and flip, `CropFlipView`), and clipped to +-eps after every step. They are made at the
+working resolution and laid over each image at its own size by `place_pattern`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
+from .views import CropFlipView
+
+# Images per optimisation step of the patterns.
+PATTERN_BATCH = 40
+
+
+class ImageNetHead(nn.Module):
+    """A pretrained network with its own 1000-class ImageNet head, frozen, taking [0, 1]
+    pixels (scaled inside as its weights expect)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.net = imagenet_network(name).requires_grad_(False)
+        self.register_buffer("input_mean", torch.tensor(LITE_INPUT_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("input_std", torch.tensor(LITE_INPUT_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.input_mean) / self.input_std)
+
+
+def aim_heads(names: Sequence[str], device: torch.device) -> list[ImageNetHead]:
+    return [ImageNetHead(name).to(device).eval() for name in names]
+
+
+def imagenet_classes(head: nn.Module, images: torch.Tensor, labels: torch.Tensor, k: int,
+                     batch: int = 64) -> torch.Tensor:
+    """Each folder class's ImageNet class: the head's most frequent top-1 on its images
+    (N x 3 x S x S uint8). K ImageNet class indices."""
+    device = next(head.parameters()).device
+    with torch.inference_mode():
+        top = torch.cat([head(images[i:i + batch].to(device).float() / 255).argmax(1).cpu()
+                         for i in range(0, len(images), batch)])
+    return torch.tensor([int(torch.mode(top[labels == c]).values) for c in range(k)])
+
+
+def pattern_learning_rate(eps: float, step: int, steps: int) -> float:
+    """Large moves first, then settling inside the box: a cosine from eps / 10 down to
+    eps / 125."""
+    return 0.8 * (eps / 8 * 0.5 * (1 + math.cos(math.pi * step / steps)) + eps / 100)
+
+
+def make_class_patterns(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    aims: torch.Tensor,
+    heads: Sequence[nn.Module],
+    eps: float,
+    steps: int,
+    batch: int,
+    seed: int,
+    tick: Callable[[int, float], None] | None = None,
+) -> torch.Tensor:
+    """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
+    classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
+    (it may raise to cancel). The draws come from one generator seeded with `seed`, on the
+    CPU, so a seed gives the same patterns on the same device."""
+    device = next(heads[0].parameters()).device
+    k, side = len(aims), images.shape[-1]
+    generator = torch.Generator().manual_seed(seed)
+    view = CropFlipView(seed + 1)
+    patterns = ((torch.rand(k, 3, side, side, generator=generator) * 2 - 1) * eps * 0.1
+                ).to(device).requires_grad_(True)
+    optimiser = torch.optim.Adam([patterns], lr=pattern_learning_rate(eps, 0, steps))
+    aims = aims.to(device)
+    for step in range(steps):
+        idx = torch.randint(len(images), (batch,), generator=generator)
+        y = labels[idx].to(device)
+        # each image's pattern by a one-hot product, not by indexing: the gradient of an
+        # index sums the batch's images in an order that varies from run to run on a CPU,
+        # and the patterns would differ between two runs with one seed
+        chosen = torch.einsum("nk,kchw->nchw", F.one_hot(y, k).float(), patterns)
+        x = (images[idx].to(device).float() / 255 + chosen).clamp(0, 1)
+        seen = view(x)
+        loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
+        optimiser.zero_grad()
+        loss.backward()
+        for group in optimiser.param_groups:
+            group["lr"] = pattern_learning_rate(eps, step, steps)
+        optimiser.step()
+        with torch.no_grad():
+            patterns.clamp_(-eps, eps)
+        if tick is not None:
+            tick(step + 1, float(loss.detach()))
+    return patterns.detach().cpu()
+
+
+def place_pattern(pattern: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A 3 x S x S pattern over an image of `height` x `width`: scaled to the image's short
+    side (so what a victim's aspect-keeping resize and crop sees is the pattern as it was
+    made, not stretched) over the central square, mirrored beyond it along the long side."""
+    short = min(height, width)
+    square = F.interpolate(pattern.unsqueeze(0), size=(short, short), mode="bilinear",
+                           align_corners=False)[0] if pattern.shape[-1] != short else pattern
+    rows = _mirrored_indices(height, short)
+    cols = _mirrored_indices(width, short)
+    return square[:, rows][:, :, cols]
+
+
+def _mirrored_indices(length: int, period: int) -> torch.Tensor:
+    """Indices into 0..period-1 for 0..length-1, centred, reflected at both ends."""
+    start = (length - period) // 2
+    idx = (torch.arange(length) - start) % (2 * period)
+    return torch.where(idx >= period, 2 * period - 1 - idx, idx)

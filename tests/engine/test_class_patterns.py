@@ -1,0 +1,163 @@
+"""The aimed class pattern: its invariants alone and as a stage of a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dune_gui.engine import ProfileMismatch, ProtectConfig, preview, protect
+from dune_gui.engine.class_patterns import (
+    aim_heads,
+    imagenet_classes,
+    make_class_patterns,
+    place_pattern,
+)
+from dune_gui.engine.data import DecodedImage
+from dune_gui.engine.export import compose
+from dune_gui.engine.views import CropFlipView
+from tests.conftest import tiny_settings
+
+EPS = 12 / 255
+
+
+def _config(src: Path, dst: Path, **kw: object) -> ProtectConfig:
+    settings = tiny_settings(mode="spatial", pattern_eps=EPS, pattern_steps=4,
+                             pattern_networks=("lite0",))
+    settings.update(kw)
+    return ProtectConfig(input_dir=src, output_dir=dst, **settings)
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def lite0() -> list[torch.nn.Module]:
+    return aim_heads(("lite0",), torch.device("cpu"))
+
+
+def test_patterns_stay_in_their_box_repeat_with_the_seed_and_lower_the_aim_loss(
+        lite0: list[torch.nn.Module]) -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(12, 3, 48, 48, generator=generator) * 255).to(torch.uint8)
+    labels = torch.arange(12) % 3
+    aims = torch.tensor([1, 404, 945])
+    losses: list[float] = []
+    first = make_class_patterns(images, labels, aims, lite0, EPS, 30, 12, seed=5,
+                                tick=lambda step, loss: losses.append(loss))
+    again = make_class_patterns(images, labels, aims, lite0, EPS, 30, 12, seed=5)
+    assert first.shape == (3, 3, 48, 48)
+    assert first.abs().max() <= EPS + 1e-7
+    assert torch.equal(first, again)
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_each_class_is_aimed_at_its_most_frequent_imagenet_class(
+        lite0: list[torch.nn.Module]) -> None:
+    generator = torch.Generator().manual_seed(1)
+    images = (torch.rand(8, 3, 32, 32, generator=generator) * 255).to(torch.uint8)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    aims = imagenet_classes(lite0[0], images, labels, 2, batch=3)
+    with torch.inference_mode():
+        top = lite0[0](images.float() / 255).argmax(1)
+    for c in range(2):
+        votes = top[labels == c]
+        assert int((votes == aims[c]).sum()) == int(torch.bincount(votes).max())
+
+
+def test_a_pattern_keeps_its_shape_on_any_aspect() -> None:
+    pattern = torch.randn(3, 16, 16)
+    square = place_pattern(pattern, 16, 16)
+    assert torch.equal(square, pattern)
+    wide = place_pattern(pattern, 32, 80)  # short side 32: the pattern doubled, mirrored
+    assert wide.shape == (3, 32, 80)
+    centre = wide[:, :, 24:56]
+    scaled = torch.nn.functional.interpolate(pattern.unsqueeze(0), size=(32, 32),
+                                             mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(centre, scaled)
+    # mirrored at the central square's edges, then again: no seam, no stretch
+    assert torch.equal(wide[:, :, 23], wide[:, :, 24])
+    assert torch.equal(wide[:, :, 55], wide[:, :, 56])
+    assert torch.equal(wide[:, :, 0:24], scaled[:, :, 0:24].flip(2))
+    tall = place_pattern(pattern, 100, 20)  # more than two periods: mirrored again
+    assert tall.shape == (3, 100, 20)
+    assert tall.abs().max() <= pattern.abs().max() + 1e-6
+
+
+def test_the_pattern_is_the_same_change_to_every_image_of_a_class() -> None:
+    pattern = (torch.rand(3, 8, 8) * 2 - 1) * EPS
+    changes = []
+    for level in (0.3, 0.5, 0.7):  # far from 0 and 1: nothing clips
+        rgb = np.full((24, 40, 3), level, dtype=np.float32)
+        image = DecodedImage(rgb, None, "RGB", None, None)
+        changes.append(compose(image, None, None, pattern=pattern)
+                       - torch.from_numpy(rgb).permute(2, 0, 1))
+    assert torch.allclose(changes[0], changes[1], atol=1e-6)
+    assert torch.allclose(changes[0], changes[2], atol=1e-6)
+    assert changes[0].abs().max() <= EPS + 1e-6
+
+
+def test_crop_flip_view_is_differentiable_and_repeats_with_its_seed() -> None:
+    x = torch.rand(4, 3, 20, 20, requires_grad=True)
+    first = CropFlipView(3)(x)
+    assert first.shape == x.shape
+    first.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(CropFlipView(3)(x), first)
+    assert not torch.equal(CropFlipView(4)(x), first)
+
+
+def test_a_run_with_the_pattern_stays_in_budget_records_it_and_resumes(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    logs: list[str] = []
+    result = protect(_config(labeled_folder, out), log=lambda e: logs.append(e.message))
+    assert result.status == "completed" and result.protected == 18
+    assert any("class pattern for" in line for line in logs)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["class_patterns"]["imagenet_aims"]) == set(result.classes)
+    budget = 8 / 255 + EPS  # the spatial branch's eps plus the pattern's
+    for record in manifest["images"]:
+        change = np.abs(_pixels(out / record["output"])
+                        - _pixels(labeled_folder / record["source"]))
+        assert change.max() <= round(budget * 255) + 1
+    # the same settings again: nothing redone, the patterns read back from the cache
+    logs.clear()
+    again = protect(_config(labeled_folder, out), log=lambda e: logs.append(e.message))
+    assert again.protected == 0 and again.reused == 18
+    with pytest.raises(ProfileMismatch, match="pattern_eps"):
+        protect(_config(labeled_folder, out, pattern_eps=4 / 255))
+
+
+def test_the_same_seed_gives_the_same_bytes_with_the_pattern(labeled_folder: Path,
+                                                             tmp_path: Path) -> None:
+    protect(_config(labeled_folder, tmp_path / "a"))
+    protect(_config(labeled_folder, tmp_path / "b", cache_dir=tmp_path / "other-cache"))
+    for png in sorted((tmp_path / "a").rglob("*.png")):
+        assert png.read_bytes() == (tmp_path / "b" / png.relative_to(tmp_path / "a")
+                                    ).read_bytes()
+
+
+def test_the_preview_shows_what_the_export_writes_with_the_pattern(labeled_folder: Path,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out))
+    _classes, images = preview(_config(labeled_folder, tmp_path / "unused"), count=2)
+    assert images and all(im.pattern_eps == pytest.approx(EPS) for im in images)
+    for im in images:
+        written = _pixels(out / Path(im.rel).with_suffix(".png"))
+        assert np.array_equal(np.rint(im.protected * 255).astype(np.int16), written)
+        assert np.abs(im.spatial).max() <= im.eps + 1e-6
+
+
+def test_a_pattern_without_networks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one network"):
+        ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o", pattern_eps=EPS,
+                      pattern_networks=())
