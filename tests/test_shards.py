@@ -53,12 +53,17 @@ def _manifest(folder: Path) -> dict:
     return data
 
 
-@pytest.mark.parametrize("count", [2, 3])
-def test_n_shards_at_once_write_what_one_run_writes(tmp_path: Path, count: int) -> None:
+# the class pattern: made by the profile-only run, read from the shared cache by the shards
+PATTERN = {"pattern_eps": 8 / 255, "pattern_steps": 3, "pattern_networks": ("lite0",)}
+
+
+@pytest.mark.parametrize(("count", "extra"), [(2, {}), (3, {}), (2, PATTERN)])
+def test_n_shards_at_once_write_what_one_run_writes(tmp_path: Path, count: int,
+                                                    extra: dict) -> None:
     src = make_labeled_folder(tmp_path / "in", classes=3, per_class=5)
     out, cache = tmp_path / "out", tmp_path / "cache"
     config = ProtectConfig(input_dir=src, output_dir=out, cache_dir=cache,
-                           **tiny_settings(batch_size=2))
+                           **tiny_settings(batch_size=2, **extra))
     protect(config)
     reference = tmp_path / "reference"
     shutil.move(out, reference)
