@@ -23,6 +23,7 @@ from .cpu_memory import releases_cpu_memory
 from .data import (
     SMALL_IMAGE_SIDE,
     FolderError,
+    FolderScan,
     ImageError,
     decode_square_crop,
     decode_working,
@@ -409,10 +410,11 @@ def _recipes(config: EvaluateConfig, set_names: list[str], size: int, photo: boo
         for name in set_names for defence in config.defences for arch in config.archs}
 
 
-def _plans(config: EvaluateConfig, recipes: dict[Victim, VictimRecipe]) -> dict[Victim, str]:
+def _plans(config: EvaluateConfig, recipes: dict[Victim, VictimRecipe],
+           clean_scan: FolderScan | None = None) -> dict[Victim, str]:
     """The victims' names from their folders' signatures (no image decoded), for the
     estimate to tell which are kept; ablation peers (a protect run each) have none."""
-    clean = folder_signature(config.clean_dir)
+    clean = folder_signature(config.clean_dir, clean_scan)
     test = (folder_signature(config.test_dir) if config.test_dir is not None
             else f"holdout {config.holdout}")
     common = [f"max_pixels {config.max_pixels}", f"working_size {config.working_size}",
@@ -485,17 +487,18 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
     """How long `evaluate(config)` will take (verification_time): `measure` allows timing a
     training step now for an architecture no earlier verification priced."""
     device = resolve_device(config.device)
-    photo_size = victim_resolution(config, device)
+    clean = scan_folder(config.clean_dir)  # listed once: resolution, signature and counts
+    photo_size = victim_resolution(config, device, clean)
     size = photo_size or config.working_size
     set_names = ["clean", *(name for name, _ in config.protected), *config.peers]
     recipes = _recipes(config, set_names, size, bool(photo_size), device.type)
     reused: set[Victim] = set()
     if config.victim_results_dir is not None:
         folder = config.victim_results_dir
-        reused = {victim for victim, plan in _plans(config, recipes).items()
+        reused = {victim for victim, plan in _plans(config, recipes, clean).items()
                   if planned_result_kept(folder, plan)}
     return estimate_verification(
-        config.clean_dir, config.test_dir, config.holdout,
+        clean, config.test_dir, config.holdout,
         victims=[(arch, defence) for (name, defence, arch) in recipes
                  if (name, defence, arch) not in reused],
         reused=len(reused), epochs=config.epochs, batch=config.batch_size, size=size,
@@ -504,12 +507,13 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
         excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))
 
 
-def victim_resolution(config: EvaluateConfig, device: torch.device) -> int:
+def victim_resolution(config: EvaluateConfig, device: torch.device,
+                      clean: FolderScan | None = None) -> int:
     """The photo crop size victims train at, or 0 for small images trained at their own
-    (working) size, CIFAR-style."""
+    (working) size, CIFAR-style. `clean`: the clean folder's scan, if already listed."""
     if config.victim_size:
         return 0 if config.victim_size <= SMALL_IMAGE_SIDE else config.victim_size
-    scan = scan_folder(config.clean_dir)
+    scan = clean if clean is not None else scan_folder(config.clean_dir)
     return photo_resolution([item.path for item in scan.items], config.max_pixels,
                             device.type == "cuda")[1]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .data import scan_folder
+from .data import FolderScan, scan_folder
 from .defences import DEFENCES
 from .eta import read_rates, write_rates
 from .models import build_model
@@ -142,15 +142,16 @@ def _fastest_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, clas
     return min(times[WARM_UP_STEPS:]), min(forwards[WARM_UP_STEPS:])
 
 
-def estimate_verification(clean_dir: Path, test_dir: Path | None, holdout: float,
+def estimate_verification(clean: Path | FolderScan, test_dir: Path | None, holdout: float,
                           victims: list[tuple[str, str]], epochs: int, batch: int, size: int,
                           device: torch.device, measure: bool = True,
                           cache_dir: Path | None = None, excludes_ablations: bool = False,
                           reused: int = 0, stored_size: int = 0) -> VerificationEstimate:
     """The time `evaluate` will take to train `victims` ((architecture, defence) each, one
     per training set), see the module's docstring; `reused` victims are kept from earlier
-    runs and cost nothing; `stored_size`: photos, stored that large and cropped to `size`."""
-    scan = scan_folder(clean_dir)
+    runs and cost nothing; `stored_size`: photos, stored that large and cropped to `size`.
+    `clean`: the clean folder, or its scan if already listed."""
+    scan = clean if isinstance(clean, FolderScan) else scan_folder(clean)
     classes = len(scan.classes)
     images = len(scan.items)
     tests = len(scan_folder(test_dir).items) if test_dir else round(images * holdout)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .data import scan_folder
+from .data import FolderScan, scan_folder
 from .export import write_json_atomic
 from .surrogates import default_cache_dir
 
@@ -78,11 +78,12 @@ class VictimRecipe:
     device_type: str
 
 
-def folder_signature(folder: Path) -> str:
+def folder_signature(folder: Path, scan: FolderScan | None = None) -> str:
     """A folder's images by name, size and modification time, without decoding any: what
-    an estimate can afford to recognise a victim by (evaluate decides by the images)."""
+    an estimate can afford to recognise a victim by (evaluate decides by the images).
+    `scan`: the folder's, if already listed."""
     digest = hashlib.sha256()
-    for item in scan_folder(folder).items:
+    for item in (scan if scan is not None else scan_folder(folder)).items:
         try:
             stat = item.path.stat()
         except OSError:

@@ -90,3 +90,23 @@ def test_the_kept_results_key_follows_the_victims_code(monkeypatch: pytest.Monke
         assert victim_results._recipe_source_digest() != before
     finally:
         victim_results._recipe_source_digest.cache_clear()  # not the patched code's digest
+
+
+def test_an_estimate_lists_the_clean_folder_once(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from dune_gui.engine import verification_time
+    from dune_gui.engine.data import FolderScan, scan_folder
+
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=4)
+    listed: list[Path] = []
+
+    def counting_scan(root: Path) -> FolderScan:
+        listed.append(Path(root))
+        return scan_folder(root)
+
+    for module in (evaluation, victim_results, verification_time):
+        monkeypatch.setattr(module, "scan_folder", counting_scan)
+    config = EvaluateConfig(clean_dir=clean, archs=("small",), epochs=1, batch_size=8,
+                            rates_dir=tmp_path / "rates", victim_results_dir=tmp_path / "v")
+    estimate_evaluate(config, measure=False)
+    assert listed.count(clean) == 1
