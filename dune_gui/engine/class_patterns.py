@@ -26,10 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
-from .views import CropFlipView
+from .views import CropFlipView, View
 
 # Images per optimisation step of the patterns.
 PATTERN_BATCH = 40
+# The JPEG view's quality with `pattern_jpeg`: the harshest recompression the
+# verification's defences apply (defences.jpeg).
+PATTERN_JPEG_QUALITY = 10
 
 
 class ImageNetHead(nn.Module):
@@ -78,11 +81,13 @@ def make_class_patterns(
     batch: int,
     seed: int,
     tick: Callable[[int, float], None] | None = None,
+    views: Sequence[View] = (),
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
     classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
-    (it may raise to cancel). The draws come from one generator seeded with `seed`, on the
-    CPU, so a seed gives the same patterns on the same device."""
+    (it may raise to cancel). `views` (views.py) are applied to the protected images before
+    the victim's crop and flip (e.g. a JPEG view). The draws come from one generator seeded
+    with `seed`, on the CPU, so a seed gives the same patterns on the same device."""
     device = next(heads[0].parameters()).device
     k, side = len(aims), images.shape[-1]
     generator = torch.Generator().manual_seed(seed)
@@ -99,6 +104,8 @@ def make_class_patterns(
         # and the patterns would differ between two runs with one seed
         chosen = torch.einsum("nk,kchw->nchw", F.one_hot(y, k).float(), patterns)
         x = (images[idx].to(device).float() / 255 + chosen).clamp(0, 1)
+        for transform in views:
+            x = transform(x)
         seen = view(x)
         loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
         optimiser.zero_grad()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .atomic import atomic_write
 
-MODES = ("dune", "spatial", "colour")
+MODES = ("dune", "spatial", "colour", "pattern")
 FORMATS = ("png", "keep")
 DEVICES = ("auto", "cpu", "cuda")
 # label shift used by `label_offset = 0` (auto) unless it is a multiple of the class count
@@ -154,7 +154,8 @@ class ProtectConfig:
         "spatial", "Mode", "dune: both branches, the published method (the Standard and "
         "Strong levels); spatial: the perturbation alone (the Invisible level, where a colour "
         "shift faint enough not to be seen added no protection); colour: the colour branch "
-        "alone (an ablation)",
+        "alone (an ablation); pattern: the class pattern alone (an ablation; set its "
+        "budget)",
         "method", "choice", choices=MODES, cli="--mode")
     # Spatial branch (L-inf PGD), in 0..1 units.
     eps: float = setting(
@@ -206,6 +207,13 @@ class ProtectConfig:
         300, "Pattern steps", "optimisation steps of the class patterns (each on a batch of "
         "the folder's images); more fit them better and cost proportionally more time",
         "pattern", "int", minimum=1, maximum=100000, cli="--pattern-steps")
+    # An adversary who JPEG-compresses the photos before training erases a pattern made
+    # without this view (docs/research-log.md, twentieth session).
+    pattern_jpeg: bool = setting(
+        False, "Survive JPEG", "make the class patterns also through a JPEG-compressed view "
+        "(quality 10, half of the steps), so that a model trained on recompressed copies "
+        "still learns them; about the same run time", "pattern", "bool", cli="--pattern-jpeg",
+        legacy=False)
     pattern_networks: tuple[str, ...] = setting(
         None, "Aimed at", "the ImageNet-pretrained networks (weights as trained on ImageNet, "
         "never fine-tuned on your folder) the class patterns are aimed through; more "
@@ -346,6 +354,9 @@ class ProtectConfig:
             problems.append("working size must be 0 (auto) or at least 8 pixels")
         if self.checkpoints > (self.epochs or MIN_SURROGATE_EPOCHS):
             problems.append("cannot keep more checkpoints than there are epochs")
+        if self.mode == "pattern" and not self.uses_pattern:
+            problems.append("mode pattern adds the class pattern alone: give it a budget "
+                            "(pattern_eps above 0)")
         if self.uses_pattern and not self.pattern_networks:
             problems.append("the class pattern needs at least one network to aim through")
         if not self.architectures and not self.surrogate_files:

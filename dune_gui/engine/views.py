@@ -80,3 +80,80 @@ def crop_flip_grids(n: int, height: int, width: int, generator: torch.Generator,
     theta[:, 1, 1] = crop_h
     theta[:, 1, 2] = centre_y
     return F.affine_grid(theta, [n, 3, height, width], align_corners=False)
+
+
+# The IJG (libjpeg, Pillow) base quantisation tables, luminance and chrominance.
+_LUMA_TABLE = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+_CHROMA_TABLE = (
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+    *(99,) * 32)
+
+
+def jpeg_tables(quality: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 8 x 8 luminance and chrominance quantisation tables libjpeg uses at `quality`."""
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    tables = []
+    for base in (_LUMA_TABLE, _CHROMA_TABLE):
+        t = torch.tensor(base, dtype=torch.float32)
+        tables.append(((t * scale + 50) // 100).clamp(1, 255).view(8, 8))
+    return tables[0], tables[1]
+
+
+def _dct_matrix() -> torch.Tensor:
+    n = torch.arange(8, dtype=torch.float32)
+    m = torch.cos((2 * n[None, :] + 1) * n[:, None] * math.pi / 16) * math.sqrt(2 / 8)
+    m[0] /= math.sqrt(2)
+    return m
+
+
+class JpegView:
+    """JPEG compression at `quality` (Pillow's defaults: YCbCr, 4:2:0 chroma, the IJG
+    tables), as a differentiable approximation: the rounding of the DCT coefficients passes
+    the gradient straight through. Optimising through it keeps the part of a perturbation
+    that survives an adversary who JPEG-compresses the images before training. Applied
+    to the whole batch with probability `probability` (one draw per call)."""
+
+    def __init__(self, quality: int, probability: float = 1.0, seed: int = 0) -> None:
+        self.luma, self.chroma = jpeg_tables(quality)
+        self.dct = _dct_matrix()
+        self.probability = probability
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.probability < 1 and bool(
+                torch.rand(1, generator=self.generator) >= self.probability):
+            return x
+        return self.compress(x)
+
+    def compress(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -h % 16, -w % 16
+        rgb = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") * 255
+        r, g, b = rgb.unbind(1)
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        cb = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
+        cr = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
+        chroma = F.avg_pool2d(torch.stack([cb, cr], 1), 2)
+        y = self._quantise(y.unsqueeze(1), self.luma.to(x.device, x.dtype))
+        chroma = self._quantise(chroma, self.chroma.to(x.device, x.dtype))
+        cb, cr = F.interpolate(chroma, scale_factor=2, mode="bilinear",
+                               align_corners=False).unbind(1)
+        y = y[:, 0]
+        out = torch.stack([y + 1.402 * (cr - 128),
+                           y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
+                           y + 1.772 * (cb - 128)], 1) / 255
+        return out[..., :h, :w].clamp(0, 1)
+
+    def _quantise(self, planes: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = planes.shape
+        d = self.dct.to(planes.device, planes.dtype)
+        blocks = (planes - 128).view(n, c, h // 8, 8, w // 8, 8).transpose(3, 4)
+        coefficients = d @ blocks @ d.T / table
+        rounded = coefficients + (coefficients.round() - coefficients).detach()
+        restored = d.T @ (rounded * table) @ d
+        return restored.transpose(3, 4).reshape(n, c, h, w) + 128

@@ -19,8 +19,8 @@ from dune_gui.engine.class_patterns import (
 )
 from dune_gui.engine.data import DecodedImage
 from dune_gui.engine.export import compose
-from dune_gui.engine.views import CropFlipView
-from tests.conftest import tiny_settings
+from dune_gui.engine.views import CropFlipView, JpegView
+from tests.conftest import SAMPLE, tiny_settings
 
 EPS = 12 / 255
 
@@ -161,3 +161,37 @@ def test_a_pattern_without_networks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one network"):
         ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o", pattern_eps=EPS,
                       pattern_networks=())
+
+
+def test_the_jpeg_view_is_close_to_pillows_jpeg_and_differentiable() -> None:
+    from dune_gui.engine.defences import jpeg
+
+    pixels = torch.stack([
+        torch.from_numpy(np.array(Image.open(path).convert("RGB").resize((48, 40))))
+        .permute(2, 0, 1) for path in sorted(SAMPLE.glob("*/*.jpg"))[:12]])
+    x = (pixels.float() / 255).requires_grad_(True)
+    approx = JpegView(10).compress(x)
+    reference = jpeg(pixels, 10).float() / 255
+    clean = pixels.float() / 255
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((10 * torch.log10(1 / (a - b).pow(2).mean((1, 2, 3)))).mean())
+
+    # far closer to what Pillow writes than the original is
+    assert psnr(approx.detach(), reference) > psnr(clean, reference) + 8
+    approx.sum().backward()
+    assert x.grad is not None and x.grad.abs().mean() > 0.5  # straight through the rounding
+    skipped = JpegView(10, probability=0.0)(clean)
+    assert torch.equal(skipped, clean)
+
+
+def test_the_pattern_mode_adds_the_pattern_alone(labeled_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    protect(_config(labeled_folder, out, mode="pattern", pattern_jpeg=True))
+    manifest = json.loads((out / "manifest.json").read_text())
+    for record in manifest["images"]:
+        change = np.abs(_pixels(out / record["output"])
+                        - _pixels(labeled_folder / record["source"]))
+        assert 0 < change.max() <= round(EPS * 255) + 1
+    with pytest.raises(ValueError, match="budget"):
+        _config(labeled_folder, out, mode="pattern", pattern_eps=0.0)
