@@ -20,6 +20,8 @@ class Preset:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return tuple(a) == tuple(b)  # names, as a settings file (list) or a config (tuple)
     if isinstance(a, float) or isinstance(b, float):
         return a is not None and b is not None and abs(float(a) - float(b)) < 1e-9
     return a == b
@@ -35,6 +37,14 @@ NARROW_COLOUR = {"colour_bound": 0.05, "colour_init": 0.02}
 PAPER = {"jnd_budget": 0.0, "steps": 30, "psnr_min": 20.0, "ssim_min": 0.8,
          "delta_e_max": 20.0, "colour_headroom": False, "checkpoints": 3, **WIDE_COLOUR}
 
+# The visible levels and the Invisible one make no class pattern: a user who leaves the
+# level against pretrained models for another leaves its pattern too.
+NO_PATTERN = {"pattern_eps": 0.0}
+INVISIBLE = {"mode": "spatial", "eps": 8 / 255, "jnd_budget": 1.0, "steps": 10,
+             "step_size": 2 / 255, "checkpoints": 2,
+             "psnr_min": 36.0, "ssim_min": 0.98, "delta_e_max": 1.0, "colour_grid": 2,
+             "colour_headroom": True, **NARROW_COLOUR}
+
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     # No colour branch at this level: within its limits the class casts are too faint to
     # become a shortcut and protected nothing measured (docs/verification.md, eighth and
@@ -43,23 +53,30 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("invisible", "Invisible",
            "Changes kept below what people notice: the perturbation follows the picture's "
            "own texture, stays off flat areas and leaves the colours alone. The weakest "
-           "protection of the three.",
-           {"mode": "spatial", "eps": 8 / 255, "jnd_budget": 1.0, "steps": 10,
-            "step_size": 2 / 255, "checkpoints": 2,
-            "psnr_min": 36.0, "ssim_min": 0.98, "delta_e_max": 1.0, "colour_grid": 2,
-            "colour_headroom": True, **NARROW_COLOUR}),
+           "protection of the levels.",
+           {**INVISIBLE, **NO_PATTERN}),
     Preset("standard", "Standard (the paper's)",
            "The published method's limits: grain on flat areas and a colour cast you can "
            "see next to the original. Stronger protection against models trained from "
            "scratch.",
            {**PAPER, "mode": "dune", "eps": 8 / 255, "step_size": 0.5 / 255,
-            "colour_grid": 1}),
+            "colour_grid": 1, **NO_PATTERN}),
     Preset("strong", "Strong",
            "Visible grain and a colour grade that varies across the picture. The strongest "
            "protection against models trained from scratch, also under JPEG, blur and "
            "grayscale; a network pretrained on photos still learns through it.",
            {**PAPER, "mode": "dune", "eps": 16 / 255, "step_size": 1 / 255,
-            "colour_grid": 2}),
+            "colour_grid": 2, **NO_PATTERN}),
+    # The Invisible level plus the aimed class pattern (class_patterns.py): the only change
+    # measured to move a network pretrained on ImageNet and fine-tuned or probed on the
+    # photos (docs/verification-photos.md); at 16/255 it is seen as texture.
+    Preset("pretrained", "Against pretrained models",
+           "For photos. Adds one faint texture per class over the whole picture, seen up "
+           "close and on flat areas, on top of the Invisible level's changes. It misleads "
+           "models fine-tuned from networks pretrained on photos, which the other levels "
+           "barely touch; the protection is partial, and strong JPEG compression removes it.",
+           {**INVISIBLE, "pattern_eps": 16 / 255, "pattern_steps": 300,
+            "pattern_networks": ("lite0", "lite1")}),
 )}
 DEFAULT_PRESET = "invisible"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,7 +36,10 @@ INT_LIMIT = 2**31 - 1
 class NamesBox(QWidget):
     """A tuple of names chosen from a fixed list: one checkbox each. A name the settings
     table marks as standing `alone` (auto: the engine chooses the names) clears the others
-    when ticked, and is cleared when another is ticked."""
+    when ticked, and is cleared when another is ticked. `toggled` follows any box, so
+    whoever watches the form (the level it matches) sees a change of names."""
+
+    toggled = Signal(bool)
 
     def __init__(self, choices: tuple[str, ...], tips: dict[str, str],
                  alone: tuple[str, ...] = ()) -> None:
@@ -48,6 +52,7 @@ class NamesBox(QWidget):
             box.setToolTip(tips.get(name, name))
             layout.addWidget(box)
             box.toggled.connect(lambda on, name=name: self._keep_alone(name, on))
+            box.toggled.connect(self.toggled)
 
     def _keep_alone(self, name: str, on: bool) -> None:
         if not on:

@@ -123,6 +123,12 @@ def test_a_preset_sets_its_values_and_is_recognised(qtbot, settings_store: QSett
         assert panel.preset_help.text() == preset.summary
     panel.form.widgets["eps"].setValue(6)  # any change away from a preset is Custom
     assert panel.preset.currentData() == "custom"
+    # a change of names (the networks the class pattern is aimed through) is seen too
+    panel.select_preset("pretrained")
+    panel.form.widgets["pattern_networks"].boxes["lite1"].setChecked(False)
+    assert panel.preset.currentData() == "custom"
+    panel.select_preset("invisible")  # leaving the level leaves its pattern
+    assert panel.settings()["pattern_eps"] == 0
 
 
 def test_a_colour_pattern_outside_the_presets_round_trips(qtbot, settings_store: QSettings,
