@@ -487,8 +487,11 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
     """How long `evaluate(config)` will take (verification_time): `measure` allows timing a
     training step now for an architecture no earlier verification priced."""
     device = resolve_device(config.device)
-    clean = scan_folder(config.clean_dir)  # listed once: resolution, signature and counts
-    photo_size = victim_resolution(config, device, clean)
+    # listed once for the signature and the counts (victim_resolution lists it again at
+    # an auto victim size: its source is part of every kept victim's key, see
+    # victim_results, and changing it would retrain them all)
+    clean = scan_folder(config.clean_dir)
+    photo_size = victim_resolution(config, device)
     size = photo_size or config.working_size
     set_names = ["clean", *(name for name, _ in config.protected), *config.peers]
     recipes = _recipes(config, set_names, size, bool(photo_size), device.type)
@@ -507,13 +510,12 @@ def estimate_evaluate(config: EvaluateConfig, measure: bool = True) -> Verificat
         excludes_ablations=any(peer in ABLATION_PEERS for peer in config.peers))
 
 
-def victim_resolution(config: EvaluateConfig, device: torch.device,
-                      clean: FolderScan | None = None) -> int:
+def victim_resolution(config: EvaluateConfig, device: torch.device) -> int:
     """The photo crop size victims train at, or 0 for small images trained at their own
-    (working) size, CIFAR-style. `clean`: the clean folder's scan, if already listed."""
+    (working) size, CIFAR-style."""
     if config.victim_size:
         return 0 if config.victim_size <= SMALL_IMAGE_SIDE else config.victim_size
-    scan = clean if clean is not None else scan_folder(config.clean_dir)
+    scan = scan_folder(config.clean_dir)
     return photo_resolution([item.path for item in scan.items], config.max_pixels,
                             device.type == "cuda")[1]
 

@@ -92,7 +92,7 @@ def test_the_kept_results_key_follows_the_victims_code(monkeypatch: pytest.Monke
         victim_results._recipe_source_digest.cache_clear()  # not the patched code's digest
 
 
-def test_an_estimate_lists_the_clean_folder_once(tmp_path: Path,
+def test_an_estimate_at_a_given_victim_size_lists_the_clean_folder_once(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from dune_gui.engine import verification_time
     from dune_gui.engine.data import FolderScan, scan_folder
@@ -107,6 +107,7 @@ def test_an_estimate_lists_the_clean_folder_once(tmp_path: Path,
     for module in (evaluation, victim_results, verification_time):
         monkeypatch.setattr(module, "scan_folder", counting_scan)
     config = EvaluateConfig(clean_dir=clean, archs=("small",), epochs=1, batch_size=8,
-                            rates_dir=tmp_path / "rates", victim_results_dir=tmp_path / "v")
+                            victim_size=32, rates_dir=tmp_path / "rates",
+                            victim_results_dir=tmp_path / "v")
     estimate_evaluate(config, measure=False)
     assert listed.count(clean) == 1
