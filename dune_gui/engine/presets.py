@@ -71,8 +71,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # measured to move a network pretrained on ImageNet and fine-tuned or probed on the
     # photos (docs/verification-photos.md); at 16/255 it is seen as texture.
     Preset("pretrained", "Against pretrained models",
-           "For photos. Adds one faint texture per class over the whole picture, seen up "
-           "close and on flat areas, on top of the Invisible level's changes. It misleads "
+           "For photos. Adds a texture of its own to every picture of a class, plain to see "
+           "on flat areas such as sky, on top of the Invisible level's changes. It misleads "
            "models fine-tuned from networks pretrained on photos, which the other levels "
            "barely touch; the protection is partial, and strong JPEG compression removes it.",
            {**INVISIBLE, "pattern_eps": 16 / 255, "pattern_steps": 300,
