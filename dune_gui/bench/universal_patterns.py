@@ -34,18 +34,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dune_gui.engine.class_patterns import pattern_learning_rate
+from dune_gui.engine.class_patterns import ImageNetHead, pattern_learning_rate
 from dune_gui.engine.evaluation import LabeledTensors, load_labeled
-from dune_gui.engine.pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
 from dune_gui.engine.progress import Reporter
 from dune_gui.engine.views import crop_flip_grids
-
-MEAN = torch.tensor(LITE_INPUT_MEAN).view(1, 3, 1, 1)
-STD = torch.tensor(LITE_INPUT_STD).view(1, 3, 1, 1)
-
-
-def head_logits(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return net((x - MEAN) / STD)
 
 
 def victim_view(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -58,7 +50,7 @@ def imagenet_classes(net: torch.nn.Module, data: LabeledTensors, k: int, size: i
                      ) -> torch.Tensor:
     """Each folder class's ImageNet class: the network's most frequent top-1 on it."""
     with torch.inference_mode():
-        top = torch.cat([head_logits(net, victim_view(data.images[i:i + 100].float() / 255,
+        top = torch.cat([net(victim_view(data.images[i:i + 100].float() / 255,
                                                       size)).argmax(1)
                          for i in range(0, len(data.images), 100)])
     return torch.tensor([torch.mode(top[data.labels == c]).values.item() for c in range(k)])
@@ -81,7 +73,7 @@ def make_patterns(data: LabeledTensors, k: int, target_imagenet: torch.Tensor,
                           align_corners=False)
         view = F.grid_sample(x, crop_flip_grids(batch, victim_size, victim_size, generator),
                              mode="bilinear", align_corners=False)
-        loss = sum(F.cross_entropy(head_logits(net, view), target_imagenet[y])
+        loss = sum(F.cross_entropy(net(view), target_imagenet[y])
                    for net in surrogates)
         optimiser.zero_grad()
         loss.backward()
@@ -117,7 +109,7 @@ def judge(data: LabeledTensors, protected: torch.Tensor, nets: dict[str, torch.n
         predictions = []
         for images in (data.images, protected):
             with torch.inference_mode():
-                logits = torch.cat([head_logits(net, victim_view(images[i:i + 100].float() / 255,
+                logits = torch.cat([net(victim_view(images[i:i + 100].float() / 255,
                                                                  victim_size))
                                     for i in range(0, len(images), 100)])
             predictions.append(logits[:, imagenet].argmax(1))
@@ -156,9 +148,7 @@ def main() -> None:
     data, classes = load_labeled(args.clean, None, args.size, reporter, photo=True)
     k = len(classes)
     names = sorted(set(args.surrogates.split(",")) | set(args.judges.split(",")))
-    nets = {name: imagenet_network(name) for name in names}
-    for net in nets.values():
-        net.requires_grad_(False)
+    nets = {name: ImageNetHead(name).eval() for name in names}
     surrogates = [nets[name] for name in args.surrogates.split(",")]
     imagenet = imagenet_classes(surrogates[0], data, k, args.victim_size)
     target_imagenet = imagenet[(torch.arange(k) + args.offset) % k]
