@@ -30,8 +30,9 @@ from pathlib import Path
 import torch
 
 from dune_gui.engine.defences import DEFENCES
-from dune_gui.engine.evaluation import load_labeled, stored_photo_side
+from dune_gui.engine.evaluation import load_labeled
 from dune_gui.engine.progress import Reporter
+from dune_gui.engine.views import stored_photo_side
 
 DEFAULT_DEFENCES = ("jpeg10", "grayscale", "blur", "posterise")
 

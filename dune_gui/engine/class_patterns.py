@@ -11,9 +11,13 @@ that keeps ImageNet's features then finds class y where class y* should be.
 
 Each folder class's ImageNet class is the first aim network's most frequent top-1 on its
 clean images (no class names needed). The patterns are optimised with Adam over random
-batches of the folder's images, each seen as a victim trains on it (a random resized crop
-and flip, `CropFlipView`), and clipped to +-eps after every step. They are made at the
-working resolution and laid over each image at its own size by `place_pattern`.
+batches of the folder's images, each seen as a victim trains on it (the photo resized to
+the side a victim's pipeline stores it at, then a random resized crop and flip,
+`CropFlipView`), and clipped to +-eps after every step. They are made at the photos' own
+resolution (up to a 224-px victim's stored side, `pattern_side`), not at the surrogates'
+working size: a victim crops from the stored photo, so at a close crop it sees detail
+finer than the working size, and a pattern made coarser and upsampled leaves that detail
+unused. `place_pattern` lays a pattern over each image at the image's own size.
 """
 
 from __future__ import annotations
@@ -26,13 +30,38 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
-from .views import CropFlipView, View
+from .views import CropFlipView, View, stored_photo_side
 
 # Images per optimisation step of the patterns.
 PATTERN_BATCH = 40
 # The JPEG view's quality with `pattern_jpeg`: the harshest recompression the
 # verification's defences apply (defences.jpeg).
 PATTERN_JPEG_QUALITY = 10
+# The largest side patterns are made at: what a victim training at 224 px (the usual
+# ImageNet crop) stores photos at. Larger photos get the pattern upsampled; no victim
+# pipeline in use sees finer detail.
+PATTERN_MAX_SIDE = stored_photo_side(224)
+# Images per class the patterns are made from: enough for a pattern shared by the whole
+# class, and it bounds the memory of a large folder (decoded at up to PATTERN_MAX_SIDE).
+PATTERN_IMAGES_PER_CLASS = 256
+
+
+def pattern_side(natural_side: int) -> int:
+    """The side patterns are made at for a folder of images about `natural_side` px."""
+    return min(natural_side, PATTERN_MAX_SIDE)
+
+
+def pattern_sample(labels: Sequence[int], per_class: int = PATTERN_IMAGES_PER_CLASS
+                   ) -> list[int]:
+    """Indices of at most `per_class` images of each class, evenly spaced in the folder's
+    order (deterministic, and the whole class when it is small enough)."""
+    chosen: list[int] = []
+    for c in sorted(set(labels)):
+        members = [i for i, label in enumerate(labels) if label == c]
+        if len(members) > per_class:
+            members = [members[j * len(members) // per_class] for j in range(per_class)]
+        chosen.extend(members)
+    return sorted(chosen)
 
 
 class ImageNetHead(nn.Module):
@@ -55,12 +84,18 @@ def aim_heads(names: Sequence[str], device: torch.device) -> list[ImageNetHead]:
 
 
 def imagenet_classes(head: nn.Module, images: torch.Tensor, labels: torch.Tensor, k: int,
-                     batch: int = 64) -> torch.Tensor:
+                     batch: int = 64, side: int | None = None) -> torch.Tensor:
     """Each folder class's ImageNet class: the head's most frequent top-1 on its images
-    (N x 3 x S x S uint8). K ImageNet class indices."""
+    (N x 3 x S x S uint8), seen at `side` x `side` (default: as they are). K ImageNet
+    class indices."""
     device = next(head.parameters()).device
+
+    def seen(chunk: torch.Tensor) -> torch.Tensor:
+        x = chunk.to(device).float() / 255
+        return x if side in (None, x.shape[-1]) else _resized(x, side)
+
     with torch.inference_mode():
-        top = torch.cat([head(images[i:i + batch].to(device).float() / 255).argmax(1).cpu()
+        top = torch.cat([head(seen(images[i:i + batch])).argmax(1).cpu()
                          for i in range(0, len(images), batch)])
     return torch.tensor([int(torch.mode(top[labels == c]).values) for c in range(k)])
 
@@ -82,16 +117,21 @@ def make_class_patterns(
     seed: int,
     tick: Callable[[int, float], None] | None = None,
     views: Sequence[View] = (),
+    victim_side: int | None = None,
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
     classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
     (it may raise to cancel). `views` (views.py) are applied to the protected images before
-    the victim's crop and flip (e.g. a JPEG view). The draws come from one generator seeded
-    with `seed`, on the CPU, so a seed gives the same patterns on the same device."""
+    the victim's view: the image resized to the side a victim training at `victim_side`
+    stores it at (never enlarged), then a random crop of that resized to `victim_side`
+    (default S) and a flip. The draws come from one generator seeded with `seed`, on the
+    CPU, so a seed gives the same patterns on the same device."""
     device = next(heads[0].parameters()).device
     k, side = len(aims), images.shape[-1]
+    victim_side = victim_side or side
+    stored = min(side, stored_photo_side(victim_side)) if victim_side < side else side
     generator = torch.Generator().manual_seed(seed)
-    view = CropFlipView(seed + 1)
+    view = CropFlipView(seed + 1, size=victim_side)
     patterns = ((torch.rand(k, 3, side, side, generator=generator) * 2 - 1) * eps * 0.1
                 ).to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([patterns], lr=pattern_learning_rate(eps, 0, steps))
@@ -106,7 +146,7 @@ def make_class_patterns(
         x = (images[idx].to(device).float() / 255 + chosen).clamp(0, 1)
         for transform in views:
             x = transform(x)
-        seen = view(x)
+        seen = view(x if stored == side else _resized(x, stored))
         loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
         optimiser.zero_grad()
         loss.backward()
@@ -118,6 +158,13 @@ def make_class_patterns(
         if tick is not None:
             tick(step + 1, float(loss.detach()))
     return patterns.detach().cpu()
+
+
+def _resized(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Square images resized to `side` (antialiased when shrinking, as victims' pipelines
+    resize)."""
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False,
+                         antialias=True)
 
 
 def place_pattern(pattern: torch.Tensor, height: int, width: int) -> torch.Tensor:

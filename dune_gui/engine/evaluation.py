@@ -57,15 +57,7 @@ from .victim_results import (
     tensor_digest,
     victim_key,
 )
-
-# Photos are stored with this margin around the victim's crop (256 for 224, as ImageNet
-# pipelines resize the short side before cropping).
-PHOTO_MARGIN = 8 / 7
-
-
-def stored_photo_side(photo_size: int) -> int:
-    """The side photos are stored at for victims cropping `photo_size` (0: not photos)."""
-    return round(photo_size * PHOTO_MARGIN) if photo_size else 0
+from .views import stored_photo_side
 
 # Each kind of victim's peak learning rate (SGD, one-cycle) when the caller sets none.
 # Verification should face the strongest adversary it can train: a network from scratch

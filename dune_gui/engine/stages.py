@@ -30,6 +30,8 @@ from .class_patterns import (
     aim_heads,
     imagenet_classes,
     make_class_patterns,
+    pattern_sample,
+    pattern_side,
 )
 from .colour import ColourOffsetSearch, describe_offset, offset_values
 from .config import (
@@ -45,8 +47,10 @@ from .data import (
     ImageItem,
     SkippedFile,
     decode_full,
+    decode_square_crop,
     decode_working,
     file_digest,
+    natural_size,
     photo_resolution,
     scan_folder,
 )
@@ -485,21 +489,24 @@ def _file_identity(spec: str) -> str:
 # ---- class patterns ------------------------------------------------------------------
 @dataclass
 class ClassPatterns:
-    """The aimed class patterns of a run (class_patterns.py): K x 3 x S x S at the working
-    size, the cache key they are kept under (the profile records it) and, per folder class,
-    the ImageNet class its pattern aims at (its target class's)."""
+    """The aimed class patterns of a run (class_patterns.py): K x 3 x S x S at the side
+    they were made at (class_patterns.pattern_side), the cache key they are kept under
+    (the profile records it) and, per folder class, the ImageNet class its pattern aims at
+    (its target class's)."""
 
     patterns: torch.Tensor
     key: str
     aims: list[int]
 
 
-PATTERN_FORMAT = 1  # bump when the way patterns are made changes: cached ones are remade
+PATTERN_FORMAT = 2  # bump when the way patterns are made changes: cached ones are remade
 
 
 def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
     """What the patterns depend on: the folder's images and labels, the pattern settings,
-    the seed, the label shift and the working size (a profile's key when extending it)."""
+    the seed, the label shift and the working size, which is the victim's crop they are
+    made through (a profile's key when extending it). The side they are made at follows
+    from the images."""
     if profile is not None and profile.pattern_key:
         return profile.pattern_key
     cfg = run.config
@@ -516,13 +523,14 @@ def pattern_cache_path(run: Run, key: str) -> Path:
     return run.cache_dir / "patterns" / f"{key}.pt"
 
 
-def read_patterns(path: Path, k: int, size: int) -> ClassPatterns | None:
+def read_patterns(path: Path, k: int) -> ClassPatterns | None:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
         patterns, aims = data["patterns"], [int(a) for a in data["aims"]]
     except Exception:
         return None  # missing or damaged: made again, never trusted
-    if tuple(patterns.shape) != (k, 3, size, size) or len(aims) != k:
+    if (patterns.dim() != 4 or tuple(patterns.shape[:2]) != (k, 3)
+            or patterns.shape[2] != patterns.shape[3] or len(aims) != k):
         return None
     return ClassPatterns(patterns.float(), path.stem, aims)
 
@@ -545,7 +553,7 @@ def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
     k = len(folder.classes)
     key = pattern_key(run, folder, profile)
     path = pattern_cache_path(run, key)
-    cached = read_patterns(path, k, run.working_size)
+    cached = read_patterns(path, k)
     if cached is not None:
         rep.info("class patterns loaded from cache")
         rep.stage("patterns", 1, 1, "cached")
@@ -554,10 +562,9 @@ def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
         rep.warning("the class patterns of this profile are gone from the cache; they are "
                     "made again from the folder as it is now")
     start = time.monotonic()
+    images, labels = pattern_images(run, folder)
     heads = aim_heads(cfg.pattern_networks, run.device)
-    images = torch.stack([folder.working[item.rel] for item in folder.scan.items])
-    labels = torch.tensor([item.label for item in folder.scan.items])
-    own = imagenet_classes(heads[0], images, labels, k)
+    own = imagenet_classes(heads[0], images, labels, k, side=run.working_size)
     aims = own[torch.tensor(folder.targets)]
     for name, target, aim in zip(folder.classes, folder.targets, aims.tolist(), strict=True):
         rep.info(f"class pattern for {name}: aimed at ImageNet class {aim} (what "
@@ -569,11 +576,34 @@ def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
 
     views = [JpegView(PATTERN_JPEG_QUALITY, 0.5, cfg.seed + 2)] if cfg.pattern_jpeg else []
     patterns = make_class_patterns(images, labels, aims, heads, cfg.pattern_eps,
-                                   cfg.pattern_steps, PATTERN_BATCH, cfg.seed, tick, views)
+                                   cfg.pattern_steps, PATTERN_BATCH, cfg.seed, tick, views,
+                                   victim_side=run.working_size)
     result = ClassPatterns(patterns, key, aims.tolist())
     atomic_torch_save({"patterns": patterns, "aims": result.aims}, path)
     run.timings["patterns"] = time.monotonic() - start
     return result
+
+
+def pattern_images(run: Run, folder: FolderData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images the patterns are made from (at most PATTERN_IMAGES_PER_CLASS of each
+    class) as the central square of each at the patterns' side (N x 3 x S x S uint8), and
+    their labels: the square a victim's aspect-keeping resize and crop sees, at the detail
+    the photos have (class_patterns.pattern_side)."""
+    items = folder.scan.items
+    side = pattern_side(natural_size([item.path for item in items], run.config.max_pixels))
+    chosen = [items[i] for i in pattern_sample([item.label for item in items])]
+    run.reporter.info(f"class patterns made at {side} px from {len(chosen)} images")
+    images, labels = [], []
+    for i, item in enumerate(chosen):
+        run.reporter.check_cancel()
+        try:
+            images.append(decode_square_crop(item.path, side, run.config.max_pixels))
+        except ImageError:
+            continue  # decoded once already; a file changed since is left out here
+        labels.append(item.label)
+        if i % 64 == 0:
+            run.reporter.stage("patterns", 0, run.config.pattern_steps, "decoding images")
+    return torch.stack(images), torch.tensor(labels)
 
 
 # ---- spatial + export ----------------------------------------------------------------

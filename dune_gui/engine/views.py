@@ -20,6 +20,15 @@ LUMA = (0.299, 0.587, 0.114)
 
 View = Callable[[torch.Tensor], torch.Tensor]
 
+# Photos are stored with this margin around a victim's crop (256 for 224, as ImageNet
+# pipelines resize the short side before cropping).
+PHOTO_MARGIN = 8 / 7
+
+
+def stored_photo_side(photo_size: int) -> int:
+    """The side photos are stored at for victims cropping `photo_size` (0: not photos)."""
+    return round(photo_size * PHOTO_MARGIN) if photo_size else 0
+
 
 def grey_view(x: torch.Tensor) -> torch.Tensor:
     """N x 3 x H x W in [0, 1] -> the same images as 3-channel grey (differentiable)."""
@@ -49,16 +58,17 @@ class FlipShiftView:
 class CropFlipView:
     """A random resized crop (35-100% of the area, aspect 3/4 to 4/3: the ranges of a
     victim's augmentation, training.random_resized_crop_flip) resampled to the input's
-    size, half of the images mirrored; one draw per image from its own generator. As
-    sampling grids, so the view stays differentiable."""
+    size (or to `size` x `size`), half of the images mirrored; one draw per image from its
+    own generator. As sampling grids, so the view stays differentiable."""
 
-    def __init__(self, seed: int, min_area: float = 0.35) -> None:
+    def __init__(self, seed: int, min_area: float = 0.35, size: int | None = None) -> None:
         self.min_area = min_area
+        self.size = size
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        grids = crop_flip_grids(x.shape[0], x.shape[-2], x.shape[-1], self.generator,
-                                self.min_area)
+        height, width = (self.size, self.size) if self.size else x.shape[-2:]
+        grids = crop_flip_grids(x.shape[0], height, width, self.generator, self.min_area)
         return F.grid_sample(x, grids.to(x.device, x.dtype), mode="bilinear",
                              padding_mode="reflection", align_corners=False)
 

@@ -12,15 +12,18 @@ from PIL import Image
 
 from dune_gui.engine import ProfileMismatch, ProtectConfig, preview, protect
 from dune_gui.engine.class_patterns import (
+    PATTERN_MAX_SIDE,
     aim_heads,
     imagenet_classes,
     make_class_patterns,
+    pattern_sample,
+    pattern_side,
     place_pattern,
 )
 from dune_gui.engine.data import DecodedImage
 from dune_gui.engine.export import compose
 from dune_gui.engine.views import CropFlipView, JpegView
-from tests.conftest import SAMPLE, tiny_settings
+from tests.conftest import SAMPLE, make_labeled_folder, tiny_settings
 
 EPS = 12 / 255
 
@@ -57,6 +60,31 @@ def test_patterns_stay_in_their_box_repeat_with_the_seed_and_lower_the_aim_loss(
     assert torch.equal(first, again)
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_patterns_made_finer_than_the_victims_crop_keep_their_side_and_box(
+        lite0: list[torch.nn.Module]) -> None:
+    generator = torch.Generator().manual_seed(1)
+    images = (torch.rand(6, 3, 60, 60, generator=generator) * 255).to(torch.uint8)
+    patterns = make_class_patterns(images, torch.arange(6) % 2, torch.tensor([1, 2]), lite0,
+                                   EPS, 3, 6, seed=2, victim_side=32)
+    assert patterns.shape == (2, 3, 60, 60)
+    assert patterns.abs().max() <= EPS + 1e-7
+    assert patterns.abs().mean() > EPS * 0.05  # moved by the steps, not left at the start
+
+
+def test_patterns_are_made_at_the_images_side_up_to_a_224_px_victims() -> None:
+    assert pattern_side(32) == 32
+    assert pattern_side(224) == 224
+    assert pattern_side(3000) == PATTERN_MAX_SIDE == 256
+
+
+def test_the_pattern_sample_takes_evenly_spaced_images_of_every_class() -> None:
+    labels = [0] * 10 + [1] * 3 + [0] * 2
+    chosen = pattern_sample(labels, per_class=4)
+    assert [labels[i] for i in chosen].count(0) == 4
+    assert [i for i in chosen if labels[i] == 1] == [10, 11, 12]  # small class: all
+    assert chosen == sorted(chosen) and chosen == pattern_sample(labels, per_class=4)
 
 
 def test_each_class_is_aimed_at_its_most_frequent_imagenet_class(
@@ -112,6 +140,29 @@ def test_crop_flip_view_is_differentiable_and_repeats_with_its_seed() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert torch.equal(CropFlipView(3)(x), first)
     assert not torch.equal(CropFlipView(4)(x), first)
+
+
+def test_the_crop_flip_view_can_resample_to_a_victims_side() -> None:
+    x = torch.rand(2, 3, 40, 40)
+    assert CropFlipView(3, size=24)(x).shape == (2, 3, 24, 24)
+
+
+def test_a_photo_folders_patterns_are_made_at_the_photos_side_not_the_working_size(
+        tmp_path: Path) -> None:
+    src = make_labeled_folder(tmp_path / "small", per_class=3)
+    photos = tmp_path / "photos"
+    for path in sorted(src.rglob("*.jpg")):  # 80 x 100 "photos" (short side 80)
+        (photos / path.parent.name).mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as img:
+            img.convert("RGB").resize((100, 80)).save(photos / path.parent.name / path.name)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    protect(_config(photos, out, working_size=32, cache_dir=cache))
+    manifest = json.loads((out / "manifest.json").read_text())
+    saved = torch.load(cache / "patterns" / f"{manifest['class_patterns']['cache_key']}.pt",
+                       weights_only=True)
+    assert saved["patterns"].shape == (3, 3, 80, 80)
+    for record in manifest["images"]:
+        assert _pixels(out / record["output"]).shape == (80, 100, 3)
 
 
 def test_a_run_with_the_pattern_stays_in_budget_records_it_and_resumes(
