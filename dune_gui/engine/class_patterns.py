@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .metrics import jnd_map
 from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
 from .views import CropFlipView, View, stored_photo_side
 
@@ -119,16 +118,14 @@ def make_class_patterns(
     tick: Callable[[int, float], None] | None = None,
     views: Sequence[View] = (),
     victim_side: int | None = None,
-    jnd: float = 0.0,
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
     classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
     (it may raise to cancel). `views` (views.py) are applied to the protected images before
     the victim's view: the image resized to the side a victim training at `victim_side`
     stores it at (never enlarged), then a random crop of that resized to `victim_side`
-    (default S) and a flip. With `jnd` > 0 each image gets its class's pattern cut to
-    `texture_bound` (as the export lays it). The draws come from one generator seeded with
-    `seed`, on the CPU, so a seed gives the same patterns on the same device."""
+    (default S) and a flip. The draws come from one generator seeded with `seed`, on the
+    CPU, so a seed gives the same patterns on the same device."""
     device = next(heads[0].parameters()).device
     k, side = len(aims), images.shape[-1]
     victim_side = victim_side or side
@@ -146,10 +143,7 @@ def make_class_patterns(
         # index sums the batch's images in an order that varies from run to run on a CPU,
         # and the patterns would differ between two runs with one seed
         chosen = torch.einsum("nk,kchw->nchw", F.one_hot(y, k).float(), patterns)
-        clean = images[idx].to(device).float() / 255
-        if jnd > 0:
-            chosen = cut_to_bound(chosen, texture_bound(clean, jnd, side))
-        x = (clean + chosen).clamp(0, 1)
+        x = (images[idx].to(device).float() / 255 + chosen).clamp(0, 1)
         for transform in views:
             x = transform(x)
         seen = view(x if stored == side else _resized(x, stored))
@@ -171,27 +165,6 @@ def _resized(x: torch.Tensor, side: int) -> torch.Tensor:
     resize)."""
     return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False,
                          antialias=True)
-
-
-def texture_bound(x: torch.Tensor, jnd: float, side: int) -> torch.Tensor:
-    """How far a pattern may change each pixel of the images x (N x 3 x H x W in [0, 1]):
-    `jnd` just-noticeable changes of the picture at that place (metrics.jnd_map), measured
-    with the image's short side at `side`, the side its pattern was made at, so that a
-    pattern meets the same bound however large the photo it is laid over. N x 1 x H x W."""
-    h, w = x.shape[-2:]
-    short = min(h, w)
-    if short == side:
-        return jnd_map(x) * jnd
-    small = F.interpolate(x, size=(max(1, round(h * side / short)),
-                                   max(1, round(w * side / short))),
-                          mode="bilinear", align_corners=False, antialias=True)
-    return F.interpolate(jnd_map(small), size=(h, w), mode="bilinear",
-                         align_corners=False) * jnd
-
-
-def cut_to_bound(change: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
-    """`change` clipped per pixel to +-bound (broadcast over the channels)."""
-    return torch.maximum(torch.minimum(change, bound), -bound)
 
 
 def place_pattern(pattern: torch.Tensor, height: int, width: int) -> torch.Tensor:

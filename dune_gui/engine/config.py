@@ -204,13 +204,6 @@ class ProtectConfig:
         "touch; largest change of any pixel, 0 = off; seen as a faint texture over the "
         "whole picture, stronger as the budget grows", "pattern", "budget",
         minimum=0.0, maximum=64 / 255, cli="--pattern-eps", legacy=0.0)
-    pattern_jnd: float = setting(
-        0.0, "Pattern texture budget", "0: the pattern may change every pixel by up to its "
-        "budget; above 0: each pixel by at most this many just-noticeable changes of the "
-        "original at that place (and never more than the pattern budget), so the texture "
-        "hides where the picture is busy or dark and stays faint on flat areas; lower is "
-        "less visible and protects less", "pattern", "float", minimum=0.0, maximum=20.0,
-        cli="--pattern-jnd", legacy=0.0)
     pattern_steps: int = setting(
         300, "Pattern steps", "optimisation steps of the class patterns (each on a batch of "
         "the folder's images); more fit them better and cost proportionally more time",

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from .atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write
-from .class_patterns import cut_to_bound, place_pattern, texture_bound
+from .class_patterns import place_pattern
 from .colour import add_colour, expand_offsets
 from .data import DecodedImage
 from .metrics import delta_e2000_mean_p99, psnr, ssim, visible_share
@@ -68,15 +68,13 @@ def output_extension(source_suffix: str, fmt: str) -> str:
 
 
 def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None,
-            headroom: bool = False, pattern: torch.Tensor | None = None,
-            pattern_jnd: float = 0.0) -> torch.Tensor:
+            headroom: bool = False, pattern: torch.Tensor | None = None) -> torch.Tensor:
     """x_ue = clip01(clip01(x + up(delta) + place(p_y)) + d_y) at the image's own
     resolution (3 x H x W): the spatial perturbation brought up from the working size, the
     class's aimed pattern laid over the image at its short side (class_patterns.
-    place_pattern; with `pattern_jnd` > 0 cut to that many just-noticeable changes of the
-    image, class_patterns.texture_bound), then the class's colour offset, a G x G field
-    spread over the image's own size; with `headroom` the colour shift is scaled so that
-    no pixel clips (colour.add_colour)."""
+    place_pattern), then the class's colour offset, a G x G field spread over the image's
+    own size; with `headroom` the colour shift is scaled so that no pixel clips
+    (colour.add_colour)."""
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)
     out = x
     if delta is not None or pattern is not None:
@@ -84,11 +82,7 @@ def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tenso
         if delta is not None:
             out += upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])
         if pattern is not None:
-            placed = place_pattern(pattern.float().cpu(), x.shape[1], x.shape[2])
-            if pattern_jnd > 0:
-                bound = texture_bound(x.unsqueeze(0), pattern_jnd, pattern.shape[-1])[0]
-                placed = cut_to_bound(placed, bound)
-            out += placed
+            out += place_pattern(pattern.float().cpu(), x.shape[1], x.shape[2])
         out.clamp_(0, 1)
     if offset is not None:
         field = expand_offsets(offset.float().cpu().unsqueeze(0), x.shape[1], x.shape[2])[0]

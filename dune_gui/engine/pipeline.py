@@ -232,10 +232,9 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         image = decode_full(item.path, config.max_pixels)
         original = torch.from_numpy(image.rgb).permute(2, 0, 1)
         pattern = patterns.patterns[item.label] if patterns is not None else None
-        spatial_only = compose(image, delta, None, pattern=pattern,
-                               pattern_jnd=config.pattern_jnd)
+        spatial_only = compose(image, delta, None, pattern=pattern)
         protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom,
-                                             pattern, config.pattern_jnd), image), image)
+                                             pattern), image), image)
         small = resize_to_working(protected.permute(1, 2, 0), run.working_size)
         x = folder.working[item.rel].float().div(255.0).unsqueeze(0).to(run.device)
         before = built.ensemble.predict_proba(x)[0].cpu().tolist()

@@ -515,8 +515,7 @@ def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
         "steps": cfg.pattern_steps, "networks": list(cfg.pattern_networks),
         "seed": cfg.seed, "shift": folder.label_shift, "size": run.working_size,
         "batch": PATTERN_BATCH, "device": run.device.type,
-        **({"jpeg": PATTERN_JPEG_QUALITY} if cfg.pattern_jpeg else {}),
-        **({"jnd": cfg.pattern_jnd} if cfg.pattern_jnd > 0 else {})}, sort_keys=True)
+        **({"jpeg": PATTERN_JPEG_QUALITY} if cfg.pattern_jpeg else {})}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -578,7 +577,7 @@ def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
     views = [JpegView(PATTERN_JPEG_QUALITY, 0.5, cfg.seed + 2)] if cfg.pattern_jpeg else []
     patterns = make_class_patterns(images, labels, aims, heads, cfg.pattern_eps,
                                    cfg.pattern_steps, PATTERN_BATCH, cfg.seed, tick, views,
-                                   victim_side=run.working_size, jnd=cfg.pattern_jnd)
+                                   victim_side=run.working_size)
     result = ClassPatterns(patterns, key, aims.tolist())
     atomic_torch_save({"patterns": patterns, "aims": result.aims}, path)
     run.timings["patterns"] = time.monotonic() - start
@@ -809,7 +808,7 @@ def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
     out_path = cfg.output_dir / out_rel
     try:
         metrics = export_image(image, compose(image, delta, offset, cfg.colour_headroom,
-                                              pattern, cfg.pattern_jnd),
+                                              pattern),
                                out_path, cfg.quality, cfg.keep_metadata, cfg.strip_gps)
     except OSError as exc:
         raise FolderError(f"cannot write {out_path}: {exc.strerror or exc}") from exc

@@ -19,9 +19,8 @@ from dune_gui.engine.class_patterns import (
     pattern_sample,
     pattern_side,
     place_pattern,
-    texture_bound,
 )
-from dune_gui.engine.data import DecodedImage, decode_full
+from dune_gui.engine.data import DecodedImage
 from dune_gui.engine.export import compose
 from dune_gui.engine.views import CropFlipView, JpegView
 from tests.conftest import SAMPLE, make_labeled_folder, tiny_settings
@@ -247,43 +246,6 @@ def test_the_pattern_mode_adds_the_pattern_alone(labeled_folder: Path, tmp_path:
         assert 0 < change.max() <= round(EPS * 255) + 1
     with pytest.raises(ValueError, match="budget"):
         _config(labeled_folder, out, mode="pattern", pattern_eps=0.0)
-
-
-def test_with_a_texture_budget_the_pattern_stays_faint_on_flat_areas_and_not_on_busy_ones(
-        ) -> None:
-    generator = torch.Generator().manual_seed(3)
-    rgb = torch.full((3, 32, 64), 0.5)
-    blocks = torch.rand(1, 3, 8, 8, generator=generator)  # flat left, busy right
-    rgb[:, :, 32:] = torch.nn.functional.interpolate(blocks, scale_factor=4.0)[0]
-    image = DecodedImage(rgb.permute(1, 2, 0).numpy(), None, "RGB", None, None)
-    pattern = torch.where(torch.rand(3, 32, 32, generator=generator) < 0.5, -EPS, EPS)
-    change = (compose(image, None, None, pattern=pattern, pattern_jnd=1.0) - rgb).abs()
-    bound = texture_bound(rgb.unsqueeze(0), 1.0, 32)[0]
-    assert (change <= bound + 1e-6).all()
-    assert change[:, :, 4:28].max() < EPS / 3  # mid-grey and flat: about 3/255
-    assert change[:, :, 36:60].mean() > 2 * change[:, :, 4:28].mean()
-    # the bound is measured at the pattern's side: the same picture twice as large gets
-    # about the same bound, enlarged (not the smaller one of its smoother 5 x 5 patches)
-    large = torch.nn.functional.interpolate(rgb.unsqueeze(0), scale_factor=2.0,
-                                            mode="nearest")
-    enlarged = texture_bound(large, 1.0, 32)
-    assert enlarged.shape == (1, 1, 64, 128)
-    assert enlarged.mean() == pytest.approx(float(bound.mean()), rel=0.2)
-    assert enlarged.mean() > 1.1 * texture_bound(large, 1.0, 64).mean()
-
-
-def test_a_run_with_a_texture_budget_keeps_every_change_within_it(labeled_folder: Path,
-                                                                   tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    protect(_config(labeled_folder, out, mode="pattern", pattern_jnd=1.0))
-    manifest = json.loads((out / "manifest.json").read_text())
-    for record in manifest["images"]:
-        source = decode_full(labeled_folder / record["source"], 10**8)
-        rgb = torch.from_numpy(source.rgb).permute(2, 0, 1)
-        bound = texture_bound(rgb.unsqueeze(0), 1.0, rgb.shape[-1])[0].numpy()
-        change = np.abs(_pixels(out / record["output"]) / 255 - source.rgb)
-        assert (change <= bound.transpose(1, 2, 0) + 0.5 / 255 + 1e-6).all()
-        assert change.max() > 0
 
 
 def test_every_aim_network_the_settings_offer_has_imagenet_weights() -> None:
