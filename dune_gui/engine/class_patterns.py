@@ -38,8 +38,8 @@ PATTERN_BATCH = 40
 # verification's defences apply (defences.jpeg).
 PATTERN_JPEG_QUALITY = 10
 # The largest side patterns are made at: what a victim training at 224 px (the usual
-# ImageNet crop) stores photos at. Larger photos get the pattern upsampled; no victim
-# pipeline in use sees finer detail.
+# ImageNet crop) stores photos at, so such a victim sees no finer detail than the pattern
+# has. Larger photos get the pattern upsampled.
 PATTERN_MAX_SIDE = stored_photo_side(224)
 # Images per class the patterns are made from: enough for a pattern shared by the whole
 # class, and it bounds the memory of a large folder (decoded at up to PATTERN_MAX_SIDE).
