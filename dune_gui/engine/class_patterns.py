@@ -37,6 +37,8 @@ PATTERN_BATCH = 40
 # The JPEG view's quality with `pattern_jpeg`: the harshest recompression the
 # verification's defences apply (defences.jpeg).
 PATTERN_JPEG_QUALITY = 10
+# The blur view's sigma with `pattern_blur`: the verification's blur defence.
+PATTERN_BLUR_SIGMA = 1.0
 # The largest side patterns are made at: what a victim training at 224 px (the usual
 # ImageNet crop) stores photos at, so such a victim sees no finer detail than the pattern
 # has. Larger photos get the pattern upsampled.
@@ -121,11 +123,12 @@ def make_class_patterns(
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
     classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
-    (it may raise to cancel). `views` (views.py) are applied to the protected images before
-    the victim's view: the image resized to the side a victim training at `victim_side`
-    stores it at (never enlarged), then a random crop of that resized to `victim_side`
-    (default S) and a flip. The draws come from one generator seeded with `seed`, on the
-    CPU, so a seed gives the same patterns on the same device."""
+    (it may raise to cancel). Each image is seen as a victim training at `victim_side`
+    sees it: resized to the side such a victim stores it at (never enlarged), `views`
+    (views.py: e.g. the JPEG compression or blur an adversary applies to what it stores),
+    then a random crop resized to `victim_side` (default S) and a flip. The draws come
+    from one generator seeded with `seed`, on the CPU, so a seed gives the same patterns
+    on the same device."""
     device = next(heads[0].parameters()).device
     k, side = len(aims), images.shape[-1]
     victim_side = victim_side or side
@@ -144,9 +147,10 @@ def make_class_patterns(
         # and the patterns would differ between two runs with one seed
         chosen = torch.einsum("nk,kchw->nchw", F.one_hot(y, k).float(), patterns)
         x = (images[idx].to(device).float() / 255 + chosen).clamp(0, 1)
+        x = x if stored == side else _resized(x, stored)
         for transform in views:
             x = transform(x)
-        seen = view(x if stored == side else _resized(x, stored))
+        seen = view(x)
         loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
         optimiser.zero_grad()
         loss.backward()

@@ -121,26 +121,52 @@ def _dct_matrix() -> torch.Tensor:
     return m
 
 
+class BlurView:
+    """A Gaussian blur of `sigma` pixels (the verification's blur defence, defences.
+    gaussian_blur, without its rounding), differentiable: separable, reflect-padded."""
+
+    def __init__(self, sigma: float = 1.0) -> None:
+        radius = max(1, round(2 * sigma))
+        coords = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-(coords**2) / (2 * sigma**2))
+        self.kernel = kernel / kernel.sum()
+        self.radius = radius
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        r, channels = self.radius, x.shape[1]
+        g = self.kernel.to(x.device, x.dtype)
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"),
+                     g.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"),
+                        g.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+class OneOfView:
+    """One of `views` or the images as they are, drawn with equal chances for the whole
+    batch at every call from its own generator: a perturbation optimised through it must
+    work untouched and after each transformation."""
+
+    def __init__(self, views: list[View], seed: int) -> None:
+        self.views = views
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        pick = int(torch.randint(len(self.views) + 1, (1,), generator=self.generator))
+        return x if pick == len(self.views) else self.views[pick](x)
+
+
 class JpegView:
     """JPEG compression at `quality` (Pillow's defaults: YCbCr, 4:2:0 chroma, the IJG
     tables), as a differentiable approximation: the rounding of the DCT coefficients passes
     the gradient straight through. Optimising through it keeps the part of a perturbation
-    that survives an adversary who JPEG-compresses the images before training. Applied
-    to the whole batch with probability `probability` (one draw per call)."""
+    that survives an adversary who JPEG-compresses the images before training (on part
+    of the steps: `OneOfView`)."""
 
-    def __init__(self, quality: int, probability: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, quality: int) -> None:
         self.luma, self.chroma = jpeg_tables(quality)
         self.dct = _dct_matrix()
-        self.probability = probability
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.probability < 1 and bool(
-                torch.rand(1, generator=self.generator) >= self.probability):
-            return x
-        return self.compress(x)
-
-    def compress(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         pad_h, pad_w = -h % 16, -w % 16
         rgb = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") * 255
