@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--point", action="append", required=True, metavar="NAME=PSNR:ACC")
     parser.add_argument("--chance", type=float, default=10.0)
-    parser.add_argument("--clean", type=float, default=None, help="clean accuracy, %")
+    parser.add_argument("--clean", type=float, default=None, help="clean accuracy, %%")
     parser.add_argument("--title", default="Victim accuracy on clean test images vs distortion")
     args = parser.parse_args()
     points = []
