@@ -37,8 +37,6 @@ PATTERN_BATCH = 40
 # The JPEG view's quality with `pattern_jpeg`: the harshest recompression the
 # verification's defences apply (defences.jpeg).
 PATTERN_JPEG_QUALITY = 10
-# The blur view's sigma with `pattern_blur`: the verification's blur defence.
-PATTERN_BLUR_SIGMA = 1.0
 # The largest side patterns are made at: what a victim training at 224 px (the usual
 # ImageNet crop) stores photos at, so such a victim sees no finer detail than the pattern
 # has. Larger photos get the pattern upsampled.
@@ -125,7 +123,7 @@ def make_class_patterns(
     classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
     (it may raise to cancel). Each image is seen as a victim training at `victim_side`
     sees it: resized to the side such a victim stores it at (never enlarged), `views`
-    (views.py: e.g. the JPEG compression or blur an adversary applies to what it stores),
+    (views.py: e.g. the JPEG compression an adversary applies to what it stores),
     then a random crop resized to `victim_side` (default S) and a flip. The draws come
     from one generator seeded with `seed`, on the CPU, so a seed gives the same patterns
     on the same device."""

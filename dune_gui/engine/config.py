@@ -215,11 +215,6 @@ class ProtectConfig:
         "(quality 10, on part of the steps), so that a model trained on recompressed copies "
         "still learns them; about the same run time", "pattern", "bool", cli="--pattern-jpeg",
         legacy=False)
-    pattern_blur: bool = setting(
-        False, "Survive blur", "make the class patterns also through a blurred view "
-        "(Gaussian, 1 px at the size a victim keeps the photos, on part of the steps), so "
-        "that a model trained on blurred copies still learns them; about the same run time",
-        "pattern", "bool", cli="--pattern-blur", legacy=False)
     pattern_networks: tuple[str, ...] = setting(
         None, "Aimed at", "the ImageNet-pretrained networks (weights as trained on ImageNet, "
         "never fine-tuned on your folder) the class patterns are aimed through; more "

@@ -26,7 +26,6 @@ import torch
 from .atomic import atomic_torch_save
 from .class_patterns import (
     PATTERN_BATCH,
-    PATTERN_BLUR_SIGMA,
     PATTERN_JPEG_QUALITY,
     aim_heads,
     imagenet_classes,
@@ -75,7 +74,7 @@ from .surrogates import (
     surrogate_cache_path,
 )
 from .training import checkpoint_epochs
-from .views import BlurView, JpegView, OneOfView
+from .views import JpegView, OneOfView
 
 # Share of the colour search's cross-entropy scored on the grayscale view with `grey_robust`.
 GREY_VIEW_WEIGHT = 0.5
@@ -516,8 +515,7 @@ def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
         "steps": cfg.pattern_steps, "networks": list(cfg.pattern_networks),
         "seed": cfg.seed, "shift": folder.label_shift, "size": run.working_size,
         "batch": PATTERN_BATCH, "device": run.device.type,
-        **({"jpeg": PATTERN_JPEG_QUALITY} if cfg.pattern_jpeg else {}),
-        **({"blur": PATTERN_BLUR_SIGMA} if cfg.pattern_blur else {})}, sort_keys=True)
+        **({"jpeg": PATTERN_JPEG_QUALITY} if cfg.pattern_jpeg else {})}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -576,9 +574,8 @@ def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
         rep.check_cancel()
         rep.stage("patterns", step, cfg.pattern_steps, f"aim loss {loss:.3f}")
 
-    survive = ([JpegView(PATTERN_JPEG_QUALITY)] if cfg.pattern_jpeg else []) + (
-        [BlurView(PATTERN_BLUR_SIGMA)] if cfg.pattern_blur else [])
-    views = [OneOfView(survive, cfg.seed + 2)] if survive else []
+    views = ([OneOfView([JpegView(PATTERN_JPEG_QUALITY)], cfg.seed + 2)]
+             if cfg.pattern_jpeg else [])
     patterns = make_class_patterns(images, labels, aims, heads, cfg.pattern_eps,
                                    cfg.pattern_steps, PATTERN_BATCH, cfg.seed, tick, views,
                                    victim_side=run.working_size)

@@ -121,26 +121,6 @@ def _dct_matrix() -> torch.Tensor:
     return m
 
 
-class BlurView:
-    """A Gaussian blur of `sigma` pixels (the verification's blur defence, defences.
-    gaussian_blur, without its rounding), differentiable: separable, reflect-padded."""
-
-    def __init__(self, sigma: float = 1.0) -> None:
-        radius = max(1, round(2 * sigma))
-        coords = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        kernel = torch.exp(-(coords**2) / (2 * sigma**2))
-        self.kernel = kernel / kernel.sum()
-        self.radius = radius
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        r, channels = self.radius, x.shape[1]
-        g = self.kernel.to(x.device, x.dtype)
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"),
-                     g.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"),
-                        g.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
-
-
 class OneOfView:
     """One of `views` or the images as they are, drawn with equal chances for the whole
     batch at every call from its own generator: a perturbation optimised through it must

@@ -21,9 +21,8 @@ from dune_gui.engine.class_patterns import (
     place_pattern,
 )
 from dune_gui.engine.data import DecodedImage
-from dune_gui.engine.defences import gaussian_blur
 from dune_gui.engine.export import compose
-from dune_gui.engine.views import BlurView, CropFlipView, JpegView, OneOfView
+from dune_gui.engine.views import CropFlipView, JpegView, OneOfView
 from tests.conftest import SAMPLE, make_labeled_folder, tiny_settings
 
 EPS = 12 / 255
@@ -235,16 +234,6 @@ def test_the_jpeg_view_is_close_to_pillows_jpeg_and_differentiable() -> None:
     assert x.grad is not None and x.grad.abs().mean() > 0.5  # straight through the rounding
 
 
-def test_the_blur_view_is_the_blur_defence_before_rounding_and_differentiable() -> None:
-    pixels = (torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(2)) * 255
-              ).round().to(torch.uint8)
-    x = (pixels.float() / 255).requires_grad_(True)
-    blurred = BlurView(1.0)(x)
-    assert ((blurred.detach() * 255 - gaussian_blur(pixels).float()).abs() <= 0.5 + 1e-3).all()
-    blurred.sum().backward()
-    assert x.grad is not None and x.grad.abs().min() > 0
-
-
 def test_one_of_view_takes_each_view_or_none_with_its_seed() -> None:
     x = torch.zeros(1, 1, 2, 2)
     picks = OneOfView([lambda t: t + 1, lambda t: t + 2], seed=4)
@@ -258,7 +247,7 @@ def test_one_of_view_takes_each_view_or_none_with_its_seed() -> None:
 
 def test_the_pattern_mode_adds_the_pattern_alone(labeled_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    protect(_config(labeled_folder, out, mode="pattern", pattern_jpeg=True, pattern_blur=True))
+    protect(_config(labeled_folder, out, mode="pattern", pattern_jpeg=True))
     manifest = json.loads((out / "manifest.json").read_text())
     for record in manifest["images"]:
         change = np.abs(_pixels(out / record["output"])
