@@ -499,7 +499,7 @@ class ClassPatterns:
     aims: list[int]
 
 
-PATTERN_FORMAT = 2  # bump when the way patterns are made changes: cached ones are remade
+PATTERN_FORMAT = 3  # bump when the way patterns are made changes: cached ones are remade
 
 
 def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
