@@ -77,7 +77,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "plain to see everywhere (as strong a change as the Standard level's colour "
            "cast), on top of the Invisible level's changes. It misleads models fine-tuned "
            "from networks pretrained on photos, which the other levels barely touch.",
-           {**INVISIBLE, "pattern_eps": 32 / 255, "pattern_steps": 300,
+           {**INVISIBLE, "pattern_eps": 32 / 255, "pattern_steps": 600,
             "pattern_networks": ("lite0", "lite1")}),
 )}
 DEFAULT_PRESET = "invisible"
