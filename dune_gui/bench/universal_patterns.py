@@ -34,7 +34,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dune_gui.engine.class_patterns import ImageNetHead, pattern_learning_rate
+from dune_gui.engine.class_patterns import (
+    ImageNetHead,
+    imagenet_classes,
+    pattern_learning_rate,
+)
 from dune_gui.engine.evaluation import LabeledTensors, load_labeled
 from dune_gui.engine.progress import Reporter
 from dune_gui.engine.views import crop_flip_grids
@@ -44,16 +48,6 @@ def victim_view(x: torch.Tensor, size: int) -> torch.Tensor:
     """What a victim scores: the photo resized (anti-aliased) to its side."""
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                          align_corners=False)
-
-
-def imagenet_classes(net: torch.nn.Module, data: LabeledTensors, k: int, size: int
-                     ) -> torch.Tensor:
-    """Each folder class's ImageNet class: the network's most frequent top-1 on it."""
-    with torch.inference_mode():
-        top = torch.cat([net(victim_view(data.images[i:i + 100].float() / 255,
-                                                      size)).argmax(1)
-                         for i in range(0, len(data.images), 100)])
-    return torch.tensor([torch.mode(top[data.labels == c]).values.item() for c in range(k)])
 
 
 def make_patterns(data: LabeledTensors, k: int, target_imagenet: torch.Tensor,
@@ -150,7 +144,8 @@ def main() -> None:
     names = sorted(set(args.surrogates.split(",")) | set(args.judges.split(",")))
     nets = {name: ImageNetHead(name).eval() for name in names}
     surrogates = [nets[name] for name in args.surrogates.split(",")]
-    imagenet = imagenet_classes(surrogates[0], data, k, args.victim_size)
+    imagenet = imagenet_classes(surrogates[0], data.images, data.labels, k,
+                                side=args.victim_size)
     target_imagenet = imagenet[(torch.arange(k) + args.offset) % k]
     generator = torch.Generator().manual_seed(args.seed)
     if args.random:

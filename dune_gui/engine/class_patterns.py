@@ -130,7 +130,7 @@ def make_class_patterns(
     device = next(heads[0].parameters()).device
     k, side = len(aims), images.shape[-1]
     victim_side = victim_side or side
-    stored = min(side, stored_photo_side(victim_side)) if victim_side < side else side
+    stored = min(side, stored_photo_side(victim_side))  # never enlarged
     generator = torch.Generator().manual_seed(seed)
     view = CropFlipView(seed + 1, size=victim_side)
     patterns = ((torch.rand(k, 3, side, side, generator=generator) * 2 - 1) * eps * 0.1
