@@ -118,7 +118,6 @@ def make_class_patterns(
     tick: Callable[[int, float], None] | None = None,
     views: Sequence[View] = (),
     victim_side: int | None = None,
-    grid: int = 0,
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
     classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
@@ -127,22 +126,15 @@ def make_class_patterns(
     (views.py: e.g. the JPEG compression an adversary applies to what it stores),
     then a random crop resized to `victim_side` (default S) and a flip. The draws come
     from one generator seeded with `seed`, on the CPU, so a seed gives the same patterns
-    on the same device. `grid` > 0 (and below S) makes each pattern on a `grid` x `grid`
-    lattice enlarged bilinearly to S: coarse structure, which JPEG's quantisation and a
-    blur keep (bilinear weights are convex, so the bound holds at every pixel)."""
+    on the same device."""
     device = next(heads[0].parameters()).device
     k, side = len(aims), images.shape[-1]
     victim_side = victim_side or side
     stored = min(side, stored_photo_side(victim_side))  # never enlarged
-    lattice = grid if 0 < grid < side else side
     generator = torch.Generator().manual_seed(seed)
     view = CropFlipView(seed + 1, size=victim_side)
-    patterns = ((torch.rand(k, 3, lattice, lattice, generator=generator) * 2 - 1) * eps * 0.1
+    patterns = ((torch.rand(k, 3, side, side, generator=generator) * 2 - 1) * eps * 0.1
                 ).to(device).requires_grad_(True)
-
-    def full_size(p: torch.Tensor) -> torch.Tensor:
-        return p if lattice == side else _enlarged(p, side)
-
     optimiser = torch.optim.Adam([patterns], lr=pattern_learning_rate(eps, 0, steps))
     aims = aims.to(device)
     for step in range(steps):
@@ -151,7 +143,7 @@ def make_class_patterns(
         # each image's pattern by a one-hot product, not by indexing: the gradient of an
         # index sums the batch's images in an order that varies from run to run on a CPU,
         # and the patterns would differ between two runs with one seed
-        chosen = torch.einsum("nk,kchw->nchw", F.one_hot(y, k).float(), full_size(patterns))
+        chosen = torch.einsum("nk,kchw->nchw", F.one_hot(y, k).float(), patterns)
         x = (images[idx].to(device).float() / 255 + chosen).clamp(0, 1)
         x = x if stored == side else _resized(x, stored)
         for transform in views:
@@ -167,7 +159,7 @@ def make_class_patterns(
             patterns.clamp_(-eps, eps)
         if tick is not None:
             tick(step + 1, float(loss.detach()))
-    return full_size(patterns.detach()).cpu()
+    return patterns.detach().cpu()
 
 
 def _resized(x: torch.Tensor, side: int) -> torch.Tensor:
@@ -175,12 +167,6 @@ def _resized(x: torch.Tensor, side: int) -> torch.Tensor:
     resize)."""
     return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False,
                          antialias=True)
-
-
-def _enlarged(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Square images enlarged bilinearly to `side`: each value a convex blend of the
-    lattice's, so no pixel exceeds the lattice's range."""
-    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
 
 
 def place_pattern(pattern: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -215,13 +215,6 @@ class ProtectConfig:
         "(quality 10, on part of the steps), so that a model trained on recompressed copies "
         "still learns them; about the same run time", "pattern", "bool", cli="--pattern-jpeg",
         legacy=False)
-    # JPEG quantises fine detail away and a blur smooths it: a pattern with only coarse
-    # structure keeps more of itself through both (docs/research-log.md, twenty-third session).
-    pattern_grid: int = setting(
-        0, "Pattern grain", "make each class pattern on a grid of this many cells across "
-        "the picture, smoothly enlarged, instead of pixel by pixel (0): a coarser pattern "
-        "survives JPEG recompression and blurring better; same run time",
-        "pattern", "int", minimum=0, maximum=256, cli="--pattern-grid", legacy=0)
     pattern_networks: tuple[str, ...] = setting(
         None, "Aimed at", "the ImageNet-pretrained networks (weights as trained on ImageNet, "
         "never fine-tuned on your folder) the class patterns are aimed through; more "

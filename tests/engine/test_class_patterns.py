@@ -73,26 +73,6 @@ def test_patterns_made_finer_than_the_victims_crop_keep_their_side_and_box(
     assert patterns.abs().mean() > EPS * 0.05  # moved by the steps, not left at the start
 
 
-def test_a_pattern_on_a_coarse_grid_is_smooth_full_size_and_in_its_box(
-        lite0: list[torch.nn.Module]) -> None:
-    generator = torch.Generator().manual_seed(3)
-    images = (torch.rand(6, 3, 64, 64, generator=generator) * 255).to(torch.uint8)
-    args = (images, torch.arange(6) % 2, torch.tensor([1, 2]), lite0, EPS, 3, 6)
-    coarse = make_class_patterns(*args, seed=2, grid=8)
-    fine = make_class_patterns(*args, seed=2)
-    assert coarse.shape == fine.shape == (2, 3, 64, 64)
-    assert coarse.abs().max() <= EPS + 1e-7
-    assert coarse.abs().mean() > EPS * 0.05
-
-    def roughness(p: torch.Tensor) -> float:  # mean change between neighbouring pixels
-        return float((p[..., 1:] - p[..., :-1]).abs().mean() / p.abs().mean())
-
-    # an 8-cell grid over 64 px: neighbours differ by at most an eighth of a cell's step
-    assert roughness(coarse) < roughness(fine) / 4
-    # a grid as fine as the images is the pixel-by-pixel pattern
-    assert torch.equal(make_class_patterns(*args, seed=2, grid=64), fine)
-
-
 def test_patterns_are_made_at_the_images_side_up_to_a_224_px_victims() -> None:
     assert pattern_side(32) == 32
     assert pattern_side(224) == 224
