@@ -412,6 +412,10 @@ class ProtectConfig:
         data = migrate_settings(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
+        removed = [k for k in unknown if k in REMOVED_SETTINGS]
+        if removed:
+            raise ValueError("made with settings this version no longer has (tried and "
+                             f"removed): {', '.join(f'{k}={data[k]}' for k in removed)}")
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(unknown)}")
         merged = {**data, **overrides}
@@ -494,10 +498,23 @@ def resolve_label_shift(offset: int, num_classes: int) -> int:
     return offset
 
 
+# Settings tried and removed again (docs/research-log.md gives the session and commit),
+# each with the value that left it off. Settings written while one existed carry it; at
+# that value it changed nothing, so it is dropped. At any other value the settings describe
+# a method this version cannot reproduce, and the key stays, to be refused as unknown.
+REMOVED_SETTINGS: dict[str, Any] = {
+    "pattern_jnd": 0.0,  # twenty-second session, 091b727
+    "pattern_blur": False,  # twenty-second session, 872e9ea
+    "pattern_grid": 0,  # twenty-third session, 53212f2
+}
+
+
 def migrate_settings(data: dict[str, Any], notes: list[str] | None = None) -> dict[str, Any]:
     """Bring settings written by an older version to the current table (the one place that
-    knows old shapes): the nested `colour` block of limits became three settings."""
-    data = dict(data)
+    knows old shapes): the nested `colour` block of limits became three settings, and
+    settings removed since are dropped where they were off."""
+    data = {k: v for k, v in data.items()
+            if not (k in REMOVED_SETTINGS and v == REMOVED_SETTINGS[k])}
     nested = data.pop("colour", None)
     if isinstance(nested, dict):
         for key in ("psnr_min", "ssim_min", "delta_e_max"):

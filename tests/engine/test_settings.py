@@ -9,7 +9,12 @@ import pytest
 
 from dune_gui.cli import build_parser, config_from_args
 from dune_gui.engine import ARCHITECTURES, DEFAULTS, SETTINGS, ProtectConfig
-from dune_gui.engine.config import ARCHITECTURE_NAMES, AUTO_ENSEMBLE, with_legacy_values
+from dune_gui.engine.config import (
+    ARCHITECTURE_NAMES,
+    AUTO_ENSEMBLE,
+    REMOVED_SETTINGS,
+    with_legacy_values,
+)
 
 
 def test_every_setting_is_described_and_its_default_valid() -> None:
@@ -76,6 +81,17 @@ def test_settings_files_round_trip_and_old_shapes_migrate(tmp_path: Path) -> Non
     assert method["grey_robust"] is False and method["colour_grid"] == 1
     assert method["psnr_min"] == 20.0 and "colour" not in method
     assert len(notes) == 2  # the migration says what it did
+
+
+def test_a_setting_removed_since_is_dropped_where_it_was_off_and_refused_where_on() -> None:
+    assert not set(REMOVED_SETTINGS) & {s.name for s in SETTINGS}  # never hides a live one
+    written = ProtectConfig(input_dir=".", output_dir="o").to_dict()
+    for name, off in REMOVED_SETTINGS.items():
+        assert ProtectConfig.from_dict({**written, name: off}).to_dict() == written
+        on = 3 if isinstance(off, (int, float)) and not isinstance(off, bool) else True
+        with pytest.raises(ValueError, match=name):
+            ProtectConfig.from_dict({**written, name: on})
+        assert name not in with_legacy_values({"eps": 8 / 255, name: off})
 
 
 def test_the_cli_reference_lists_every_option_of_the_table() -> None:
