@@ -29,7 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models import SmallCNN
 from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
+from .training import global_rng_seeded
 from .views import CropFlipView, View, stored_photo_side
 
 # Images per optimisation step of the patterns.
@@ -118,15 +120,18 @@ def make_class_patterns(
     tick: Callable[[int, float], None] | None = None,
     views: Sequence[View] = (),
     victim_side: int | None = None,
+    shortcut_weight: float = 0.0,
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
     classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
     (it may raise to cancel). Each image is seen as a victim training at `victim_side`
     sees it: resized to the side such a victim stores it at (never enlarged), `views`
     (views.py: e.g. the JPEG compression an adversary applies to what it stores),
-    then a random crop resized to `victim_side` (default S) and a flip. The draws come
-    from one generator seeded with `seed`, on the CPU, so a seed gives the same patterns
-    on the same device."""
+    then a random crop resized to `victim_side` (default S) and a flip. With
+    `shortcut_weight` a learner trained from scratch alongside (`ShortcutLearner`) adds
+    its loss on the true classes, times the weight, to the aim's. The draws come from one
+    generator seeded with `seed`, on the CPU, so a seed gives the same patterns on the
+    same device."""
     device = next(heads[0].parameters()).device
     k, side = len(aims), images.shape[-1]
     victim_side = victim_side or side
@@ -137,6 +142,7 @@ def make_class_patterns(
                 ).to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([patterns], lr=pattern_learning_rate(eps, 0, steps))
     aims = aims.to(device)
+    learner = ShortcutLearner(k, seed + 3, device) if shortcut_weight > 0 else None
     for step in range(steps):
         idx = torch.randint(len(images), (batch,), generator=generator)
         y = labels[idx].to(device)
@@ -150,6 +156,8 @@ def make_class_patterns(
             x = transform(x)
         seen = view(x)
         loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
+        if learner is not None:
+            loss = loss + shortcut_weight * learner.fit_and_score(seen, y)
         optimiser.zero_grad()
         loss.backward()
         for group in optimiser.param_groups:
@@ -160,6 +168,34 @@ def make_class_patterns(
         if tick is not None:
             tick(step + 1, float(loss.detach()))
     return patterns.detach().cpu()
+
+
+class ShortcutLearner:
+    """A network trained from scratch on the protected images while the patterns are
+    made, as error-minimising noise is made (Huang et al., ICLR 2021): each step it first
+    trains on what a victim sees, then scores those images against their true classes
+    with its weights held, and the patterns descend that score. Patterns that lower a
+    learner's loss faster than the photos' content does are what a from-scratch victim
+    learns the classes by, and clean photos, without them, leave it guessing."""
+
+    LEARNING_RATE = 0.05
+
+    def __init__(self, k: int, seed: int, device: torch.device) -> None:
+        with global_rng_seeded(seed, device):
+            self.net = SmallCNN(k).to(device).train()
+        self.optimiser = torch.optim.SGD(self.net.parameters(), lr=self.LEARNING_RATE,
+                                         momentum=0.9, weight_decay=5e-4, nesterov=True)
+
+    def fit_and_score(self, seen: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fit = F.cross_entropy(self.net(seen.detach()), y)
+        self.optimiser.zero_grad()
+        fit.backward()
+        self.optimiser.step()
+        self.net.requires_grad_(False)
+        try:
+            return F.cross_entropy(self.net(seen), y)
+        finally:
+            self.net.requires_grad_(True)
 
 
 def _resized(x: torch.Tensor, side: int) -> torch.Tensor:

@@ -215,6 +215,17 @@ class ProtectConfig:
         "(quality 10, on part of the steps), so that a model trained on recompressed copies "
         "still learns them; about the same run time", "pattern", "bool", cli="--pattern-jpeg",
         legacy=False)
+    # A network trained from scratch on the scraped photos learns whatever separates the
+    # classes most easily; the aim alone leaves it far above chance (docs/research-log.md,
+    # twenty-fourth session). This term makes the patterns also the easiest thing for such
+    # a network to learn, as error-minimising noise does.
+    pattern_shortcut: float = setting(
+        0.0, "Shortcut weight", "while the class patterns are made, a small network is "
+        "trained from scratch on the protected images and the patterns are also pushed to "
+        "be what it learns the classes by (weight of that term beside the aim; 0 = off), "
+        "against models trained from scratch on your folder; about the same run time",
+        "pattern", "float", minimum=0.0, maximum=100.0, cli="--pattern-shortcut",
+        legacy=0.0)
     pattern_networks: tuple[str, ...] = setting(
         None, "Aimed at", "the ImageNet-pretrained networks (weights as trained on ImageNet, "
         "never fine-tuned on your folder) the class patterns are aimed through; more "

@@ -515,7 +515,9 @@ def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
         "steps": cfg.pattern_steps, "networks": list(cfg.pattern_networks),
         "seed": cfg.seed, "shift": folder.label_shift, "size": run.working_size,
         "batch": PATTERN_BATCH, "device": run.device.type,
-        **({"jpeg": PATTERN_JPEG_QUALITY} if cfg.pattern_jpeg else {})}, sort_keys=True)
+        **({"jpeg": PATTERN_JPEG_QUALITY} if cfg.pattern_jpeg else {}),
+        **({"shortcut": cfg.pattern_shortcut} if cfg.pattern_shortcut else {})},
+        sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -578,7 +580,8 @@ def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
              if cfg.pattern_jpeg else [])
     patterns = make_class_patterns(images, labels, aims, heads, cfg.pattern_eps,
                                    cfg.pattern_steps, PATTERN_BATCH, cfg.seed, tick, views,
-                                   victim_side=run.working_size)
+                                   victim_side=run.working_size,
+                                   shortcut_weight=cfg.pattern_shortcut)
     result = ClassPatterns(patterns, key, aims.tolist())
     atomic_torch_save({"patterns": patterns, "aims": result.aims}, path)
     run.timings["patterns"] = time.monotonic() - start

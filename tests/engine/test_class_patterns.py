@@ -264,3 +264,33 @@ def test_every_aim_network_the_settings_offer_has_imagenet_weights() -> None:
     from dune_gui.engine.pretrained import PRETRAINED
 
     assert set(PATTERN_NETWORK_NAMES) == set(PRETRAINED)
+
+
+def _fitted_loss(images: torch.Tensor, labels: torch.Tensor, patterns: torch.Tensor,
+                 steps: int) -> float:
+    """The training loss of a fresh network trained from scratch on the patterned images
+    (its mean over the last steps)."""
+    from dune_gui.engine.class_patterns import ShortcutLearner
+
+    x = (images.float() / 255 + patterns[labels]).clamp(0, 1)
+    learner = ShortcutLearner(int(labels.max()) + 1, seed=11, device=torch.device("cpu"))
+    losses = [float(learner.fit_and_score(x, labels)) for _ in range(steps)]
+    return float(np.mean(losses[-5:]))
+
+
+def test_shortcut_patterns_stay_in_their_box_repeat_and_are_learnt_faster_from_scratch(
+        lite0: list[torch.nn.Module]) -> None:
+    generator = torch.Generator().manual_seed(1)
+    images = (torch.rand(24, 3, 48, 48, generator=generator) * 255).to(torch.uint8)
+    labels = torch.arange(24) % 4
+    aims = torch.tensor([1, 404, 945, 20])
+    args = (images, labels, aims, lite0, EPS, 30, 12)
+    aimed = make_class_patterns(*args, seed=2)
+    shortcut = make_class_patterns(*args, seed=2, shortcut_weight=1.0)
+    again = make_class_patterns(*args, seed=2, shortcut_weight=1.0)
+    assert shortcut.abs().max() <= EPS + 1e-7
+    assert torch.equal(shortcut, again)
+    assert not torch.equal(shortcut, aimed)
+    # the point of the term: a network trained from scratch takes the classes from the
+    # patterns sooner (the images themselves are noise, so the patterns are all it has)
+    assert _fitted_loss(images, labels, shortcut, 10) < _fitted_loss(images, labels, aimed, 10)
