@@ -123,8 +123,8 @@ def make_class_patterns(
     shortcut_weight: float = 0.0,
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
-    classes, class c aimed at ImageNet class aims[c]. `tick(step, loss)` after every step
-    (it may raise to cancel). Each image is seen as a victim training at `victim_side`
+    classes, class c aimed at ImageNet class aims[c]. `tick(step, aim_loss)` after every
+    step (it may raise to cancel). Each image is seen as a victim training at `victim_side`
     sees it: resized to the side such a victim stores it at (never enlarged), `views`
     (views.py: e.g. the JPEG compression an adversary applies to what it stores),
     then a random crop resized to `victim_side` (default S) and a flip. With
@@ -155,7 +155,8 @@ def make_class_patterns(
         for transform in views:
             x = transform(x)
         seen = view(x)
-        loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
+        aim_loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
+        loss = aim_loss
         if learner is not None:
             loss = loss + shortcut_weight * learner.fit_and_score(seen, y)
         optimiser.zero_grad()
@@ -166,7 +167,7 @@ def make_class_patterns(
         with torch.no_grad():
             patterns.clamp_(-eps, eps)
         if tick is not None:
-            tick(step + 1, float(loss.detach()))
+            tick(step + 1, float(aim_loss.detach()))
     return patterns.detach().cpu()
 
 

@@ -223,7 +223,8 @@ class ProtectConfig:
         0.0, "Shortcut weight", "while the class patterns are made, a small network is "
         "trained from scratch on the protected images and the patterns are also pushed to "
         "be what it learns the classes by (weight of that term beside the aim; 0 = off), "
-        "against models trained from scratch on your folder; about the same run time",
+        "against models trained from scratch on your folder; the patterns take longer "
+        "to make",
         "pattern", "float", minimum=0.0, maximum=100.0, cli="--pattern-shortcut",
         legacy=0.0)
     pattern_networks: tuple[str, ...] = setting(
