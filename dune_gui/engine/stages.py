@@ -390,8 +390,11 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
         "colour": 0.0 if colour_done else colour_units(
             len(folder.classes), cfg.iterations, cfg.particles, per_class, members,
             2 if cfg.grey_robust else 1, pixels),
+        # the shortcut term's learner trains and scores each batch: counted as one more
+        # network (its passes at the victim's crop cost about what an aim network's do)
         "patterns": pattern_units(cfg.pattern_steps, PATTERN_BATCH,
-                                  len(cfg.pattern_networks), n, pixels)
+                                  len(cfg.pattern_networks) + (cfg.pattern_shortcut > 0), n,
+                                  pixels)
         if cfg.uses_pattern and not (
             pattern_cache_path(run, pattern_key(run, folder, profile)).exists()) else 0.0,
         "spatial": spatial_units(todo, cfg.steps, members, 1, pixels) if cfg.uses_spatial
