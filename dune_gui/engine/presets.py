@@ -78,8 +78,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # steps 32/255 fell 0.12 dB under the floor, so 31/255 (validation: as strong). The
     # shortcut term (weight 2, between the two screened) took the from-scratch victim on
     # the validation photos from 35.4% to 20.0% and left the pretrained ones and the
-    # distortion as they were (research log, twenty-fourth session); it doubles the
-    # pattern stage's time.
+    # distortion as they were (research log, twenty-fourth session), at a longer pattern
+    # stage (docs/performance.md).
     Preset("pretrained", "Against pretrained models",
            "For photos. Lays a texture of its own over every picture of a class, "
            "plain to see everywhere (as strong a change as the Standard level's colour "
