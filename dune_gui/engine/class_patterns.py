@@ -31,7 +31,7 @@ from torch import nn
 
 from .models import SmallCNN
 from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
-from .training import global_rng_seeded
+from .training import classifier_sgd, global_rng_seeded
 from .views import CropFlipView, View, stored_photo_side
 
 # Images per optimisation step of the patterns.
@@ -184,8 +184,8 @@ class ShortcutLearner:
     def __init__(self, k: int, seed: int, device: torch.device) -> None:
         with global_rng_seeded(seed, device):
             self.net = SmallCNN(k).to(device).train()
-        self.optimiser = torch.optim.SGD(self.net.parameters(), lr=self.LEARNING_RATE,
-                                         momentum=0.9, weight_decay=5e-4, nesterov=True)
+        # the victims' optimiser, at a constant rate: the learner never stops training
+        self.optimiser = classifier_sgd(self.net, self.LEARNING_RATE)
 
     def fit_and_score(self, seen: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         fit = F.cross_entropy(self.net(seen.detach()), y)

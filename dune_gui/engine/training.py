@@ -102,6 +102,14 @@ def global_rng_seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+def classifier_sgd(model: nn.Module, learning_rate: float, weight_decay: float = 5e-4
+                   ) -> torch.optim.SGD:
+    """The optimiser every network trained here from scratch uses: SGD with Nesterov
+    momentum 0.9 (the schedule is the caller's)."""
+    return torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9,
+                           nesterov=True, weight_decay=weight_decay)
+
+
 def train_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -142,8 +150,7 @@ def train_classifier(
         normalise.std.copy_(torch.tensor(std).view(1, 3, 1, 1))
     model.to(device=device, memory_format=torch.channels_last)
     use_cuda = device.type == "cuda"
-    optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9,
-                                nesterov=True, weight_decay=weight_decay)
+    optimiser = classifier_sgd(model, learning_rate, weight_decay)
     warmup = max(1, int(0.15 * total_steps))
 
     def lr_at(step: int) -> float:

@@ -13,6 +13,7 @@ from PIL import Image
 from dune_gui.engine import ProfileMismatch, ProtectConfig, preview, protect
 from dune_gui.engine.class_patterns import (
     PATTERN_MAX_SIDE,
+    ShortcutLearner,
     aim_heads,
     imagenet_classes,
     make_class_patterns,
@@ -270,8 +271,6 @@ def _fitted_loss(images: torch.Tensor, labels: torch.Tensor, patterns: torch.Ten
                  steps: int) -> float:
     """The training loss of a fresh network trained from scratch on the patterned images
     (its mean over the last steps)."""
-    from dune_gui.engine.class_patterns import ShortcutLearner
-
     x = (images.float() / 255 + patterns[labels]).clamp(0, 1)
     learner = ShortcutLearner(int(labels.max()) + 1, seed=11, device=torch.device("cpu"))
     losses = [float(learner.fit_and_score(x, labels)) for _ in range(steps)]
