@@ -10,6 +10,7 @@ momentum, one-cycle schedule, random crop + flip). Deterministic for a seed on t
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,6 +38,7 @@ from .models import PRETRAINED_ARCHS, PROBES, build_model
 from .peers import apply_lsp, apply_ops
 from .pipeline import protect
 from .plots import plot_tradeoff
+from .profile import MANIFEST_NAME
 from .progress import Cancelled, CancelToken, LogCallback, ProgressCallback, Reporter
 from .stages import resolve_device
 from .training import centre_crop, random_crop_flip, random_resized_crop_flip, train_classifier
@@ -294,6 +296,10 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
 
     distortion = {name: distortion_against(clean_train, data)
                   for name, data in train_sets if name != "clean"}
+    protected_sets = train_sets[1:1 + len(config.protected)]  # after clean, before peers
+    written = {name: d for (name, folder), (_, data) in zip(config.protected, protected_sets,
+                                                            strict=True)
+               if (d := written_distortion(folder, data.keys))}
     runs: list[dict[str, Any]] = []
     status = "completed"
     recipes = _recipes(config, [name for name, _ in train_sets], photo_size or size,
@@ -380,6 +386,7 @@ def evaluate(config: EvaluateConfig, progress: ProgressCallback | None = None,
                      "every victim anew: dune-cli evaluate --fresh-victims)")
     settings = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
     settings.update({"lsp_psnr": config.lsp_budget(), "distortion": distortion,
+                     "distortion_written": written,
                      "classes": classes, "train_images": len(clean_train.keys),
                      "test_images": len(test.keys), "device": str(device),
                      "seconds": round(time.monotonic() - started, 1)})
@@ -467,6 +474,33 @@ def distortion_against(clean: LabeledTensors, protected: LabeledTensors) -> dict
             "delta_e": round(float(delta_e.mean()), 2),
             "delta_e_p99": round(float(delta_e_p99.mean()), 2),
             "visible_share": round(float(visible_share(x, y).mean()), 4)}
+
+
+# The per-image measures a protect run records for every file it writes (the manifest).
+WRITTEN_MEASURES = ("psnr", "ssim", "delta_e", "delta_e_p99", "visible_share")
+
+
+def written_distortion(folder: Path, keys: list[str]) -> dict[str, float]:
+    """Mean distortion of the files of a protected folder that victims train on (`keys`:
+    relative paths without extension), as its protect run measured each file when writing
+    it, at full resolution (the folder's manifest): what a person looking at the published
+    photos sees, where `distortion_against` measures the images as a victim sees them.
+    Empty when the folder has no readable manifest or it records none of those files (e.g.
+    a peer's folder, or a copy made by other tools)."""
+    try:
+        records = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["images"]
+        by_key = {str(PurePosixPath(r["output"]).with_suffix("")): r for r in records
+                  if r.get("status") == "done" and all(m in r for m in WRITTEN_MEASURES)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    chosen = [by_key[key] for key in keys if key in by_key]
+    if not chosen:
+        return {}
+    mean = {m: sum(float(r[m]) for r in chosen) / len(chosen) for m in WRITTEN_MEASURES}
+    return {"psnr": round(mean["psnr"], 2), "ssim": round(mean["ssim"], 3),
+            "delta_e": round(mean["delta_e"], 2), "delta_e_p99": round(mean["delta_e_p99"], 2),
+            "visible_share": round(mean["visible_share"], 4), "files": len(chosen),
+            "of": len(keys)}
 
 
 def peer_generator(seed: int) -> torch.Generator:
@@ -569,6 +603,12 @@ def tradeoff_points(report: EvaluationReport) -> list[tuple[str, float, float]]:
     return points
 
 
+def _distortion_text(d: dict[str, float]) -> str:
+    return (f"PSNR {d['psnr']:.2f} dB, SSIM {d['ssim']:.3f}, CIEDE2000 {d['delta_e']:.2f}"
+            + (f" (99th percentile {d['delta_e_p99']:.2f}, {d['visible_share']:.1%} of "
+               "pixels beyond notice)" if "delta_e_p99" in d else ""))
+
+
 def markdown_table(report: EvaluationReport) -> str:
     trains = list(dict.fromkeys(r["train"] for r in report.runs))
     defences = list(dict.fromkeys(r["defence"] for r in report.runs))
@@ -580,13 +620,17 @@ def markdown_table(report: EvaluationReport) -> str:
         lines.append(f"- {note}")
     distortion = report.settings.get("distortion") or {}
     if distortion:
-        lines += ["", "Distortion of each training set against its clean images (mean, at "
-                  "the working size):", ""]
-        lines += [f"- {name}: PSNR {d['psnr']:.2f} dB, SSIM {d['ssim']:.3f}, CIEDE2000 "
-                  f"{d['delta_e']:.2f}" + (f" (99th percentile {d['delta_e_p99']:.2f}, "
-                                          f"{d['visible_share']:.1%} of pixels beyond notice)"
-                                          if "delta_e_p99" in d else "")
-                  for name, d in distortion.items() if d]
+        lines += ["", "Distortion of each training set against its clean images (mean, as "
+                  "the victims see them: at the working size):", ""]
+        lines += [f"- {name}: {_distortion_text(d)}" for name, d in distortion.items() if d]
+    written = report.settings.get("distortion_written") or {}
+    if written:
+        lines += ["", "Distortion of each protected folder's files as written, at full "
+                  "resolution (mean over the files the victims trained on, as measured when "
+                  "they were written; the folder's manifest):", ""]
+        lines += [f"- {name}: {_distortion_text(d)}"
+                  + (f"; {d['files']} of {d['of']} files" if d["files"] < d["of"] else "")
+                  for name, d in written.items()]
     for arch in archs:
         lines += ["", f"## Victim `{arch}`", ""]
         first = next(r for r in report.runs if r["arch"] == arch)
@@ -707,4 +751,9 @@ def plain_summary(report: EvaluationReport, protected: str = "dune") -> list[str
             if ours is not None and clean is not None:
                 lines.append(f"If whoever trains it {DEFENCE_IN_WORDS.get(defence, defence)}: "
                              f"{ours:.0%} (originals: {clean:.0%}).")
+    written = (report.settings.get("distortion_written") or {}).get(protected)
+    if written:
+        lines.append(f"The protected files as written differ from the originals by "
+                     f"PSNR {written['psnr']:.1f} dB, SSIM {written['ssim']:.2f} and a mean "
+                     f"CIEDE2000 of {written['delta_e']:.1f} (at full resolution).")
     return lines

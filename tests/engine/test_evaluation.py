@@ -4,12 +4,14 @@ its victim, and the report has every cell."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from dune_gui.engine.config import ProtectConfig
 from dune_gui.engine.defences import (
     DEFENCES,
     coin,
@@ -25,9 +27,11 @@ from dune_gui.engine.evaluation import (
     EvaluateConfig,
     evaluate,
     victim_learning_rate,
+    written_distortion,
 )
 from dune_gui.engine.peers import apply_lsp, apply_ops, lsp_patterns
-from tests.conftest import make_labeled_folder
+from dune_gui.engine.pipeline import protect
+from tests.conftest import make_labeled_folder, tiny_settings
 
 
 def _images(n: int = 6, size: int = 16) -> torch.Tensor:
@@ -160,6 +164,37 @@ def test_shortcut_victim_scores_near_chance_and_report_is_complete(tmp_path: Pat
     assert not list(report_dir.glob(".dune-*"))  # every file written whole, then renamed
 
 
+def test_the_report_gives_the_written_files_distortion_from_their_manifest(
+        tmp_path: Path) -> None:
+    clean = make_labeled_folder(tmp_path / "clean", classes=3, per_class=6)
+    test = make_labeled_folder(tmp_path / "test", classes=3, per_class=2)
+    protected = tmp_path / "protected"
+    protect(ProtectConfig(input_dir=clean, output_dir=protected, cache_dir=tmp_path / "c",
+                          **tiny_settings()))
+    copied = tmp_path / "copied"  # the same files without their manifest
+    shutil.copytree(protected, copied, ignore=shutil.ignore_patterns("manifest.json"))
+    report_dir = tmp_path / "report"
+    report = evaluate(EvaluateConfig(
+        clean_dir=clean, test_dir=test, protected=(("dune", protected), ("copied", copied)),
+        peers=("ops",), defences=("none",), archs=("small",), epochs=1, batch_size=16,
+        report_dir=report_dir))
+    written = report.settings["distortion_written"]
+    assert set(written) == {"dune"}  # neither the copy nor the peer has a manifest
+    records = json.loads((protected / "manifest.json").read_text())["images"]
+    assert written["dune"]["files"] == written["dune"]["of"] == len(records) == 18
+    for measure in ("psnr", "ssim", "delta_e", "delta_e_p99", "visible_share"):
+        mean = sum(r[measure] for r in records) / len(records)
+        assert written["dune"][measure] == pytest.approx(mean, abs=0.006)
+    assert "as written, at full resolution" in (report_dir / "report.md").read_text()
+    # only the files a victim trains on count (e.g. without the held-out images' copies)
+    first = [r["output"].rsplit(".", 1)[0] for r in records[:5]]
+    part = written_distortion(protected, [*first, "not/there"])
+    assert (part["files"], part["of"]) == (5, 6)
+    assert part["psnr"] == pytest.approx(sum(r["psnr"] for r in records[:5]) / 5, abs=0.006)
+    (protected / "manifest.json").write_text("{ damaged")
+    assert written_distortion(protected, first) == {}
+
+
 def test_every_defence_is_registered() -> None:
     assert {"none", "jpeg10", "grayscale", "jpeg10+grayscale", "adv-training", "shift-noise",
             "coin", "posterise", "blur", "normalise"} <= set(DEFENCES)
@@ -217,3 +252,8 @@ def test_the_result_reads_as_sentences_first() -> None:
                         "images, against 83% when trained on the originals; chance is 10%.")
     assert lines[1] == ("If whoever trains it re-saved your images as heavily compressed "
                         "JPEGs first: 21% (originals: 80%).")
+    written = {"dune": {"psnr": 32.44, "ssim": 0.953, "delta_e": 1.77, "delta_e_p99": 3.2,
+                        "visible_share": 0.01, "files": 9, "of": 9}}
+    lines = plain_summary(EvaluationReport(0.1, {"distortion_written": written}, runs))
+    assert lines[-1] == ("The protected files as written differ from the originals by PSNR "
+                         "32.4 dB, SSIM 0.95 and a mean CIEDE2000 of 1.8 (at full resolution).")
