@@ -753,7 +753,10 @@ def plain_summary(report: EvaluationReport, protected: str = "dune") -> list[str
                              f"{ours:.0%} (originals: {clean:.0%}).")
     written = (report.settings.get("distortion_written") or {}).get(protected)
     if written:
-        lines.append(f"The protected files as written differ from the originals by "
-                     f"PSNR {written['psnr']:.1f} dB, SSIM {written['ssim']:.2f} and a mean "
-                     f"CIEDE2000 of {written['delta_e']:.1f} (at full resolution).")
+        # the thresholds' meaning as the preview states it (docs/perceptual.md)
+        lines.append(f"The protected files as written differ from the originals by a colour "
+                     f"difference (CIEDE2000) of {written['delta_e']:.1f} on average (about 1 "
+                     f"is the smallest a trained eye sees side by side, 2-3 where people "
+                     f"notice), PSNR {written['psnr']:.1f} dB and SSIM {written['ssim']:.2f}, "
+                     f"at full resolution.")
     return lines

@@ -255,5 +255,6 @@ def test_the_result_reads_as_sentences_first() -> None:
     written = {"dune": {"psnr": 32.44, "ssim": 0.953, "delta_e": 1.77, "delta_e_p99": 3.2,
                         "visible_share": 0.01, "files": 9, "of": 9}}
     lines = plain_summary(EvaluationReport(0.1, {"distortion_written": written}, runs))
-    assert lines[-1] == ("The protected files as written differ from the originals by PSNR "
-                         "32.4 dB, SSIM 0.95 and a mean CIEDE2000 of 1.8 (at full resolution).")
+    assert lines[-1].startswith("The protected files as written differ from the originals "
+                                "by a colour difference (CIEDE2000) of 1.8 on average")
+    assert lines[-1].endswith("PSNR 32.4 dB and SSIM 0.95, at full resolution.")
