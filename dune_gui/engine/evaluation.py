@@ -491,8 +491,8 @@ def written_distortion(folder: Path, keys: list[str]) -> dict[str, float]:
         records = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["images"]
         by_key = {str(PurePosixPath(r["output"]).with_suffix("")): r for r in records
                   if r.get("status") == "done" and all(m in r for m in WRITTEN_MEASURES)}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # missing or not a manifest: nothing known, never a guess
     chosen = [by_key[key] for key in keys if key in by_key]
     if not chosen:
         return {}

@@ -191,8 +191,9 @@ def test_the_report_gives_the_written_files_distortion_from_their_manifest(
     part = written_distortion(protected, [*first, "not/there"])
     assert (part["files"], part["of"]) == (5, 6)
     assert part["psnr"] == pytest.approx(sum(r["psnr"] for r in records[:5]) / 5, abs=0.006)
-    (protected / "manifest.json").write_text("{ damaged")
-    assert written_distortion(protected, first) == {}
+    for damaged in ("{ damaged", '{"images": ["not a record"]}', '{"images": 3}'):
+        (protected / "manifest.json").write_text(damaged)
+        assert written_distortion(protected, first) == {}
 
 
 def test_every_defence_is_registered() -> None:
