@@ -33,6 +33,7 @@ from .evaluation import (
     markdown_table,
     plain_summary,
 )
+from .metrics import DELTA_E_MEANING
 from .models import ARCHITECTURES
 from .pipeline import PreviewImage, ProtectResult, preview, protect
 from .presets import DEFAULT_PRESET, PRESETS, Preset, preset_of
@@ -73,6 +74,7 @@ __all__ = [
     "DEFAULTS",
     "DEFAULT_PRESET",
     "DEFENCES",
+    "DELTA_E_MEANING",
     "INTERLEAVED",
     "MANIFEST_NAME",
     "PEERS",

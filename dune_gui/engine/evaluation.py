@@ -33,7 +33,15 @@ from .data import (
 )
 from .defences import DEFENCES, Defence, adversarial_examples
 from .export import write_json_atomic
-from .metrics import delta_e2000_mean_p99, psnr, ssim, visible_share
+from .metrics import (
+    DELTA_E_MEANING,
+    MEASURES,
+    delta_e2000_mean_p99,
+    psnr,
+    set_means,
+    ssim,
+    visible_share,
+)
 from .models import PRETRAINED_ARCHS, PROBES, build_model
 from .peers import apply_lsp, apply_ops
 from .pipeline import protect
@@ -470,14 +478,9 @@ def distortion_against(clean: LabeledTensors, protected: LabeledTensors) -> dict
     x = clean.images[torch.tensor([a for a, _ in pairs])].float() / 255
     y = protected.images[torch.tensor([b for _, b in pairs])].float() / 255
     delta_e, delta_e_p99 = delta_e2000_mean_p99(x, y)
-    return {"psnr": round(float(psnr(x, y).mean()), 2), "ssim": round(float(ssim(x, y).mean()), 3),
-            "delta_e": round(float(delta_e.mean()), 2),
-            "delta_e_p99": round(float(delta_e_p99.mean()), 2),
-            "visible_share": round(float(visible_share(x, y).mean()), 4)}
-
-
-# The per-image measures a protect run records for every file it writes (the manifest).
-WRITTEN_MEASURES = ("psnr", "ssim", "delta_e", "delta_e_p99", "visible_share")
+    return set_means({"psnr": psnr(x, y).mean(), "ssim": ssim(x, y).mean(),
+                      "delta_e": delta_e.mean(), "delta_e_p99": delta_e_p99.mean(),
+                      "visible_share": visible_share(x, y).mean()})
 
 
 def written_distortion(folder: Path, keys: list[str]) -> dict[str, float]:
@@ -490,17 +493,14 @@ def written_distortion(folder: Path, keys: list[str]) -> dict[str, float]:
     try:
         records = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["images"]
         by_key = {str(PurePosixPath(r["output"]).with_suffix("")): r for r in records
-                  if r.get("status") == "done" and all(m in r for m in WRITTEN_MEASURES)}
+                  if r.get("status") == "done" and all(m in r for m in MEASURES)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # missing or not a manifest: nothing known, never a guess
     chosen = [by_key[key] for key in keys if key in by_key]
     if not chosen:
         return {}
-    mean = {m: sum(float(r[m]) for r in chosen) / len(chosen) for m in WRITTEN_MEASURES}
-    return {"psnr": round(mean["psnr"], 2), "ssim": round(mean["ssim"], 3),
-            "delta_e": round(mean["delta_e"], 2), "delta_e_p99": round(mean["delta_e_p99"], 2),
-            "visible_share": round(mean["visible_share"], 4), "files": len(chosen),
-            "of": len(keys)}
+    means = set_means({m: sum(float(r[m]) for r in chosen) / len(chosen) for m in MEASURES})
+    return {**means, "files": len(chosen), "of": len(keys)}
 
 
 def peer_generator(seed: int) -> torch.Generator:
@@ -753,10 +753,8 @@ def plain_summary(report: EvaluationReport, protected: str = "dune") -> list[str
                              f"{ours:.0%} (originals: {clean:.0%}).")
     written = (report.settings.get("distortion_written") or {}).get(protected)
     if written:
-        # the thresholds' meaning as the preview states it (docs/perceptual.md)
         lines.append(f"The protected files as written differ from the originals by a colour "
-                     f"difference (CIEDE2000) of {written['delta_e']:.1f} on average (about 1 "
-                     f"is the smallest a trained eye sees side by side, 2-3 where people "
-                     f"notice), PSNR {written['psnr']:.1f} dB and SSIM {written['ssim']:.2f}, "
-                     f"at full resolution.")
+                     f"difference (CIEDE2000) of {written['delta_e']:.1f} on average "
+                     f"({DELTA_E_MEANING}), PSNR {written['psnr']:.1f} dB and SSIM "
+                     f"{written['ssim']:.2f}, at full resolution.")
     return lines

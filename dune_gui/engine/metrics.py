@@ -14,6 +14,18 @@ import torch.nn.functional as F
 from .views import LUMA
 
 PSNR_IDENTICAL = 100.0  # reported when two images are bit-identical (MSE = 0)
+# The measures recorded per written image (the manifest) and per set (`evaluate`), and
+# what the colour difference means to a viewer (docs/perceptual.md), said alike wherever
+# one is shown.
+MEASURES = ("psnr", "ssim", "delta_e", "delta_e_p99", "visible_share")
+DELTA_E_MEANING = ("about 1 is the smallest a trained eye sees side by side, 2-3 where "
+                   "people notice")
+
+
+def set_means(means: dict[str, float]) -> dict[str, float]:
+    """A set's mean measures, rounded as reports give them."""
+    digits = {"psnr": 2, "ssim": 3, "delta_e": 2, "delta_e_p99": 2, "visible_share": 4}
+    return {m: round(float(means[m]), digits[m]) for m in MEASURES}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

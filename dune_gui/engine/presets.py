@@ -76,10 +76,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # at 600, and 1,200 misled both victims further at the same distortion (research log,
     # twenty-third session); the stage costs in proportion, once per folder. At 1,200
     # steps 32/255 fell 0.12 dB under the floor, so 31/255 (validation: as strong). The
-    # shortcut term (weight 2, between the two screened) took the from-scratch victim on
-    # the validation photos from 35.4% to 20.0% and left the pretrained ones and the
-    # distortion as they were (research log, twenty-fourth session), at a longer pattern
-    # stage (docs/performance.md).
+    # shortcut term (weight 2, between the two screened) misled the from-scratch victim on
+    # the validation photos much further and left the pretrained ones and the distortion
+    # as they were (research log, twenty-fourth session), at a longer pattern stage
+    # (docs/performance.md).
     Preset("pretrained", "Against pretrained models",
            "For photos. Lays a texture of its own over every picture of a class, "
            "plain to see everywhere (as strong a change as the Standard level's colour "

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import PreviewImage
+from ..engine import DELTA_E_MEANING, PreviewImage
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -76,8 +76,7 @@ def describe_measures(m: dict[str, float]) -> str:
         parts.append(f"{m['delta_e_p99']:.1f} at the most changed 1% of pixels")
     if "visible_share" in m:
         parts.append(f"{m['visible_share']:.1%} of pixels changed beyond notice")
-    return (" · ".join(parts) + ". (Colour difference: about 1 is the smallest a trained "
-            "eye sees side by side, 2-3 where people notice.)")
+    return " · ".join(parts) + f". (Colour difference: {DELTA_E_MEANING}.)"
 
 
 def _toggle(text: str, shortcut: str, tip: str, on_toggled) -> QPushButton:
