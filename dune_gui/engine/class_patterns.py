@@ -158,9 +158,11 @@ def make_class_patterns(
         aim_loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
         loss = aim_loss
         if learner is not None:
-            loss = loss + shortcut_weight * learner.fit_and_score(seen, y)
+            loss = loss + shortcut_weight * learner.loss(seen, y)
         optimiser.zero_grad()
         loss.backward()
+        if learner is not None:
+            learner.learn(shortcut_weight)
         for group in optimiser.param_groups:
             group["lr"] = pattern_learning_rate(eps, step, steps)
         optimiser.step()
@@ -173,11 +175,16 @@ def make_class_patterns(
 
 class ShortcutLearner:
     """A network trained from scratch on the protected images while the patterns are
-    made, as error-minimising noise is made (Huang et al., ICLR 2021): each step it first
-    trains on what a victim sees, then scores those images against their true classes
-    with its weights held, and the patterns descend that score. Patterns that lower a
-    learner's loss faster than the photos' content does are what a from-scratch victim
-    learns the classes by, and clean photos, without them, leave it guessing."""
+    made, as error-minimising noise is made (Huang et al., ICLR 2021): its loss on the
+    true classes joins the patterns' objective, and the same backward trains it. Patterns
+    that lower a learner's loss faster than the photos' content does are what a
+    from-scratch victim learns the classes by, and clean photos, without them, leave it
+    guessing.
+
+    One forward and backward serve both: the patterns descend the loss the learner has
+    before its step, and the learner steps on the gradient that backward leaves on its
+    weights. Fitting first and scoring after with the weights held took a second pass
+    and protected no better (docs/research-log.md, twenty-fifth session)."""
 
     LEARNING_RATE = 0.05
 
@@ -187,16 +194,21 @@ class ShortcutLearner:
         # the victims' optimiser, at a constant rate: the learner never stops training
         self.optimiser = classifier_sgd(self.net, self.LEARNING_RATE)
 
-    def fit_and_score(self, seen: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        fit = F.cross_entropy(self.net(seen.detach()), y)
-        self.optimiser.zero_grad()
-        fit.backward()
+    def loss(self, seen: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Its loss on `seen` against the true classes, differentiable in both the images
+        and its weights (whose gradients are cleared here, ready for `learn`)."""
+        self.optimiser.zero_grad(set_to_none=True)
+        return F.cross_entropy(self.net(seen), y)
+
+    def learn(self, weight: float = 1.0) -> None:
+        """One step on the gradient a backward through `loss` left on its weights. The
+        loss reached them multiplied by `weight`; the step divides it back out, so the
+        learner trains as a victim does whatever weight the patterns give its loss."""
+        if weight != 1.0:
+            for parameter in self.net.parameters():
+                if parameter.grad is not None:
+                    parameter.grad.div_(weight)
         self.optimiser.step()
-        self.net.requires_grad_(False)
-        try:
-            return F.cross_entropy(self.net(seen), y)
-        finally:
-            self.net.requires_grad_(True)
 
 
 def _resized(x: torch.Tensor, side: int) -> torch.Tensor:

@@ -502,7 +502,7 @@ class ClassPatterns:
     aims: list[int]
 
 
-PATTERN_FORMAT = 3  # bump when the way patterns are made changes: cached ones are remade
+PATTERN_FORMAT = 4  # bump when the way patterns are made changes: cached ones are remade
 
 
 def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:

@@ -273,7 +273,12 @@ def _fitted_loss(images: torch.Tensor, labels: torch.Tensor, patterns: torch.Ten
     (its mean over the last steps)."""
     x = (images.float() / 255 + patterns[labels]).clamp(0, 1)
     learner = ShortcutLearner(int(labels.max()) + 1, seed=11, device=torch.device("cpu"))
-    losses = [float(learner.fit_and_score(x, labels)) for _ in range(steps)]
+    losses = []
+    for _ in range(steps):
+        loss = learner.loss(x, labels)
+        loss.backward()
+        learner.learn()
+        losses.append(float(loss.detach()))
     return float(np.mean(losses[-5:]))
 
 
@@ -293,3 +298,23 @@ def test_shortcut_patterns_stay_in_their_box_repeat_and_are_learnt_faster_from_s
     # the point of the term: a network trained from scratch takes the classes from the
     # patterns sooner (the images themselves are noise, so the patterns are all it has)
     assert _fitted_loss(images, labels, shortcut, 10) < _fitted_loss(images, labels, aimed, 10)
+
+
+def test_the_learner_trains_as_a_victim_whatever_weight_its_loss_is_given() -> None:
+    # its loss reaches its weights through the patterns' objective, multiplied by the
+    # shortcut weight; the step must not train it harder or softer for that
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(8, 3, 32, 32, generator=generator)
+    y = torch.arange(8) % 4
+
+    def stepped(weight: float) -> list[torch.Tensor]:
+        learner = ShortcutLearner(4, seed=5, device=torch.device("cpu"))
+        (weight * learner.loss(x, y)).backward()
+        learner.learn(weight)
+        return [p.detach().clone() for p in learner.net.parameters()]
+
+    once, weighted = stepped(1.0), stepped(4.0)
+    fresh = ShortcutLearner(4, seed=5, device=torch.device("cpu")).net.parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(once, fresh, strict=True))
+    for a, b in zip(once, weighted, strict=True):
+        torch.testing.assert_close(a, b)
