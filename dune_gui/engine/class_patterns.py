@@ -184,7 +184,8 @@ class ShortcutLearner:
     One forward and backward serve both: the patterns descend the loss the learner has
     before its step, and the learner steps on the gradient that backward leaves on its
     weights. Fitting first and scoring after with the weights held took a second pass
-    and protected no better (docs/research-log.md, twenty-fifth session)."""
+    and protected no better (docs/research-log.md, twenty-fifth and twenty-sixth
+    sessions)."""
 
     LEARNING_RATE = 0.05
 
