@@ -20,8 +20,7 @@ from PIL import Image
 
 from dune_gui.engine.data import scan_folder
 from dune_gui.engine.export import quality_metrics
-
-MEASURES = ("psnr", "ssim", "delta_e", "delta_e_p99")
+from dune_gui.engine.metrics import MEASURES
 
 
 def as_tensor(pixels: np.ndarray) -> torch.Tensor:

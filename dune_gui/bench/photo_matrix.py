@@ -23,21 +23,13 @@ from pathlib import Path
 
 from dune_gui.bench.samples import subset
 from dune_gui.engine import PRESETS, EvaluateConfig, LogEvent, ProtectConfig, evaluate, protect
+from dune_gui.engine.evaluation import written_distortion
 
 DEFENCES = ("none", "jpeg10", "grayscale", "blur")
 
 
 def log(event: LogEvent) -> None:
     print(f"[{event.level}] {event.message}", flush=True)
-
-
-def distortion(manifest: Path) -> dict[str, float]:
-    records = [r for r in json.loads(manifest.read_text())["images"] if r["status"] == "done"]
-    out = {}
-    for key in ("psnr", "ssim", "delta_e"):
-        values = [r[key] for r in records if r.get(key) is not None]
-        out[key] = round(sum(values) / max(1, len(values)), 3)
-    return out
 
 
 def main() -> None:
@@ -77,7 +69,8 @@ def main() -> None:
         result = protect(config, log=log)
         summary["sets"][f"dune-{name}"] = {  # type: ignore[index]
             "seconds": round(time.monotonic() - t0, 1), "timings": result.timings,
-            "distortion": distortion(result.manifest_path), "settings": config.method_dict()}
+            "distortion": written_distortion(result.manifest_path.parent),
+            "settings": config.method_dict()}
         print(json.dumps(summary["sets"][f"dune-{name}"]), flush=True)  # type: ignore[index]
         protected.append((f"dune-{name}", config.output_dir))
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1))

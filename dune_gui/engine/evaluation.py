@@ -483,19 +483,21 @@ def distortion_against(clean: LabeledTensors, protected: LabeledTensors) -> dict
                       "visible_share": visible_share(x, y).mean()})
 
 
-def written_distortion(folder: Path, keys: list[str]) -> dict[str, float]:
+def written_distortion(folder: Path, keys: list[str] | None = None) -> dict[str, float]:
     """Mean distortion of the files of a protected folder that victims train on (`keys`:
-    relative paths without extension), as its protect run measured each file when writing
-    it, at full resolution (the folder's manifest): what a person looking at the published
-    photos sees, where `distortion_against` measures the images as a victim sees them.
-    Empty when the folder has no readable manifest or it records none of those files (e.g.
-    a peer's folder, or a copy made by other tools)."""
+    relative paths without extension; None: every file it wrote), as its protect run
+    measured each file when writing it, at full resolution (the folder's manifest): what
+    a person looking at the published photos sees, where `distortion_against` measures
+    the images as a victim sees them. Empty when the folder has no readable manifest or
+    it records none of those files (e.g. a peer's folder, or a copy made by other
+    tools)."""
     try:
         records = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["images"]
         by_key = {str(PurePosixPath(r["output"]).with_suffix("")): r for r in records
                   if r.get("status") == "done" and all(m in r for m in MEASURES)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # missing or not a manifest: nothing known, never a guess
+    keys = list(by_key) if keys is None else keys
     chosen = [by_key[key] for key in keys if key in by_key]
     if not chosen:
         return {}

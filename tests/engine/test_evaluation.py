@@ -190,6 +190,7 @@ def test_the_report_gives_the_written_files_distortion_from_their_manifest(
     first = [r["output"].rsplit(".", 1)[0] for r in records[:5]]
     part = written_distortion(protected, [*first, "not/there"])
     assert (part["files"], part["of"]) == (5, 6)
+    assert written_distortion(protected) == written["dune"]  # every file it wrote
     assert part["psnr"] == pytest.approx(sum(r["psnr"] for r in records[:5]) / 5, abs=0.006)
     for damaged in ("{ damaged", '{"images": ["not a record"]}', '{"images": 3}'):
         (protected / "manifest.json").write_text(damaged)
