@@ -82,7 +82,10 @@ class ImageNetHead(nn.Module):
 
 
 def aim_heads(names: Sequence[str], device: torch.device) -> list[ImageNetHead]:
-    return [ImageNetHead(name).to(device).eval() for name in names]
+    # channels-last, as the surrogates: oneDNN's convolutions are faster in it on a CPU
+    # too (docs/performance.md, twenty-seventh session); make_class_patterns feeds them so
+    return [ImageNetHead(name).to(device, memory_format=torch.channels_last).eval()
+            for name in names]
 
 
 def imagenet_classes(head: nn.Module, images: torch.Tensor, labels: torch.Tensor, k: int,
@@ -94,7 +97,8 @@ def imagenet_classes(head: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
     def seen(chunk: torch.Tensor) -> torch.Tensor:
         x = chunk.to(device).float() / 255
-        return x if side in (None, x.shape[-1]) else _resized(x, side)
+        x = x if side in (None, x.shape[-1]) else _resized(x, side)
+        return x.contiguous(memory_format=torch.channels_last)
 
     with torch.inference_mode():
         top = torch.cat([head(seen(images[i:i + batch])).argmax(1).cpu()
@@ -154,7 +158,7 @@ def make_class_patterns(
         x = x if stored == side else _resized(x, stored)
         for transform in views:
             x = transform(x)
-        seen = view(x)
+        seen = view(x).contiguous(memory_format=torch.channels_last)
         aim_loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
         loss = aim_loss
         if learner is not None:
@@ -191,7 +195,7 @@ class ShortcutLearner:
 
     def __init__(self, k: int, seed: int, device: torch.device) -> None:
         with global_rng_seeded(seed, device):
-            self.net = SmallCNN(k).to(device).train()
+            self.net = SmallCNN(k).to(device, memory_format=torch.channels_last).train()
         # the victims' optimiser, at a constant rate: the learner never stops training
         self.optimiser = classifier_sgd(self.net, self.LEARNING_RATE)
 
