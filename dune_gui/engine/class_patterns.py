@@ -159,10 +159,14 @@ def make_class_patterns(
         for transform in views:
             x = transform(x)
         seen = view(x).contiguous(memory_format=torch.channels_last)
-        aim_loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
-        loss = aim_loss
-        if learner is not None:
-            loss = loss + shortcut_weight * learner.loss(seen, y)
+        # bf16 on CUDA, as the surrogates and the spatial PGD run: the patterns, the
+        # learner's weights and the losses stay float32 (autocast computes the
+        # cross-entropy in float32)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            aim_loss = sum(F.cross_entropy(head(seen), aims[y]) for head in heads) / len(heads)
+            loss = aim_loss
+            if learner is not None:
+                loss = loss + shortcut_weight * learner.loss(seen, y)
         optimiser.zero_grad()
         loss.backward()
         if learner is not None:

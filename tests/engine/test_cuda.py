@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from dune_gui.engine import ProtectConfig, protect
+from dune_gui.engine.class_patterns import aim_heads, make_class_patterns
 from dune_gui.engine.models import build_model
 from dune_gui.engine.spatial import SpatialPGD, spatial_pgd
 from dune_gui.engine.surrogates import Ensemble, SurrogateMember
@@ -91,3 +92,18 @@ def test_a_fixed_batch_size_makes_an_images_perturbation_independent_of_its_batc
     single = pgd.perturb(x[7:8], target[7:8], ensemble)  # the preview
     assert torch.equal(whole[5:], tail)
     assert torch.equal(whole[7:8], single)
+
+
+def test_class_patterns_on_cuda_stay_in_their_box_and_lower_the_aim_loss() -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(24, 3, 48, 48, generator=generator) * 255).to(torch.uint8)
+    labels = torch.arange(24) % 4
+    aims = torch.tensor([1, 404, 945, 20])
+    eps = 16 / 255
+    losses: list[float] = []
+    patterns = make_class_patterns(images, labels, aims, aim_heads(("lite0",), CUDA), eps,
+                                   30, 12, seed=5, tick=lambda step, loss: losses.append(loss),
+                                   shortcut_weight=1.0)
+    assert patterns.device.type == "cpu" and patterns.dtype == torch.float32
+    assert patterns.abs().max() <= eps + 1e-7
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
