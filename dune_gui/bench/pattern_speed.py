@@ -5,7 +5,7 @@ run. The images are random (speed does not depend on their content) at the patte
 largest side, cropped to a 128-px victim's view, the level Against pretrained models'
 networks and shortcut weight.
 
-    python -m dune_gui.bench.pattern_speed [--steps 5] [--rounds 3]
+    python -m dune_gui.bench.pattern_speed [--steps 5] [--rounds 3] [--device cpu]
 
 Not a test: numbers depend on the machine; compare the ratio.
 """
@@ -31,7 +31,6 @@ from dune_gui.engine.class_patterns import (
 )
 from dune_gui.engine.presets import PRESETS
 
-CPU = torch.device("cpu")
 CLASSES = 10
 VICTIM_SIDE = 128
 
@@ -71,7 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     level = PRESETS["pretrained"].values
     names = level["pattern_networks"]
     eps, weight = level["pattern_eps"], level["pattern_shortcut"]
@@ -80,13 +81,15 @@ def main() -> None:
                          generator=generator) * 255).to(torch.uint8)
     labels = torch.arange(CLASSES).repeat_interleave(40)
     aims = torch.arange(CLASSES) * 97
-    engine_heads = aim_heads(names, CPU)
-    plain_heads = [Contiguous(head) for head in aim_heads(names, CPU)]
+    engine_heads = aim_heads(names, device)
+    plain_heads = [Contiguous(head) for head in aim_heads(names, device)]
 
     def seconds_per_step(heads: list[nn.Module], steps: int) -> float:
         start = time.perf_counter()
         make_class_patterns(images, labels, aims, heads, eps, steps, PATTERN_BATCH, 0,
                             victim_side=VICTIM_SIDE, shortcut_weight=weight)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         return (time.perf_counter() - start) / steps
 
     times: dict[str, list[float]] = {"contiguous": [], "channels_last": []}
@@ -101,7 +104,7 @@ def main() -> None:
     plain_s = statistics.median(times["contiguous"])
     engine_s = statistics.median(times["channels_last"])
     print(json.dumps({
-        "threads": torch.get_num_threads(), "networks": list(names),
+        "device": str(device), "threads": torch.get_num_threads(), "networks": list(names),
         "shortcut_weight": weight, "batch": PATTERN_BATCH, "victim_side": VICTIM_SIDE,
         "contiguous_s_per_step": round(plain_s, 3),
         "channels_last_s_per_step": round(engine_s, 3),
