@@ -18,6 +18,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,10 +55,11 @@ def contiguous_learner() -> Iterator[None]:
     original_init = learner_class.__init__
 
     def init(self: class_patterns.ShortcutLearner, k: int, seed: int,
-             device: torch.device) -> None:
-        original_init(self, k, seed, device)
-        self.net = Contiguous(self.net)
-        self.optimiser = class_patterns.classifier_sgd(self.net, self.LEARNING_RATE)
+             device: torch.device, *args: Any) -> None:
+        original_init(self, k, seed, device, *args)
+        self.nets = [Contiguous(net) for net in self.nets]
+        self.optimisers = [class_patterns.classifier_sgd(net, self.LEARNING_RATE)
+                           for net in self.nets]
 
     learner_class.__init__ = init  # type: ignore[method-assign]
     try:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import SmallCNN
+from .models import build_model
 from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
 from .training import classifier_sgd, global_rng_seeded
 from .views import CropFlipView, View, stored_photo_side
@@ -125,6 +125,7 @@ def make_class_patterns(
     views: Sequence[View] = (),
     victim_side: int | None = None,
     shortcut_weight: float = 0.0,
+    learners: Sequence[str] = ("small",),
 ) -> torch.Tensor:
     """K x 3 x S x S patterns within +-eps for the images (N x 3 x S x S uint8) of K
     classes, class c aimed at ImageNet class aims[c]. `tick(step, aim_loss)` after every
@@ -132,8 +133,9 @@ def make_class_patterns(
     sees it: resized to the side such a victim stores it at (never enlarged), `views`
     (views.py: e.g. the JPEG compression an adversary applies to what it stores),
     then a random crop resized to `victim_side` (default S) and a flip. With
-    `shortcut_weight` a learner trained from scratch alongside (`ShortcutLearner`) adds
-    its loss on the true classes, times the weight, to the aim's. The draws come from one
+    `shortcut_weight` networks of the architectures `learners`, trained from scratch
+    alongside (`ShortcutLearner`), add their mean loss on the true classes, times the
+    weight, to the aim's. The draws come from one
     generator seeded with `seed`, on the CPU, so a seed gives the same patterns on the
     same device."""
     device = next(heads[0].parameters()).device
@@ -146,7 +148,8 @@ def make_class_patterns(
                 ).to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([patterns], lr=pattern_learning_rate(eps, 0, steps))
     aims = aims.to(device)
-    learner = ShortcutLearner(k, seed + 3, device) if shortcut_weight > 0 else None
+    learner = (ShortcutLearner(k, seed + 3, device, learners, victim_side)
+               if shortcut_weight > 0 else None)
     for step in range(steps):
         idx = torch.randint(len(images), (batch,), generator=generator)
         y = labels[idx].to(device)
@@ -182,42 +185,59 @@ def make_class_patterns(
 
 
 class ShortcutLearner:
-    """A network trained from scratch on the protected images while the patterns are
-    made, as error-minimising noise is made (Huang et al., ICLR 2021): its loss on the
-    true classes joins the patterns' objective, and the same backward trains it. Patterns
-    that lower a learner's loss faster than the photos' content does are what a
+    """Networks trained from scratch on the protected images while the patterns are
+    made, as error-minimising noise is made (Huang et al., ICLR 2021): their mean loss on
+    the true classes joins the patterns' objective, and the same backward trains them.
+    Patterns that lower a learner's loss faster than the photos' content does are what a
     from-scratch victim learns the classes by, and clean photos, without them, leave it
-    guessing.
+    guessing. Learners of more than one architecture (`architectures`) make patterns that
+    more kinds of from-scratch victim take up (docs/research-log.md, twenty-seventh
+    session); each adds its own forward and backward to every step.
 
-    One forward and backward serve both: the patterns descend the loss the learner has
-    before its step, and the learner steps on the gradient that backward leaves on its
+    One forward and backward serve both: the patterns descend the loss the learners have
+    before their step, and each learner steps on the gradient that backward leaves on its
     weights. Fitting first and scoring after with the weights held took a second pass
     and protected no better (docs/research-log.md, twenty-fifth and twenty-sixth
     sessions)."""
 
     LEARNING_RATE = 0.05
 
-    def __init__(self, k: int, seed: int, device: torch.device) -> None:
-        with global_rng_seeded(seed, device):
-            self.net = SmallCNN(k).to(device, memory_format=torch.channels_last).train()
-        # the victims' optimiser, at a constant rate: the learner never stops training
-        self.optimiser = classifier_sgd(self.net, self.LEARNING_RATE)
+    def __init__(self, k: int, seed: int, device: torch.device,
+                 architectures: Sequence[str] = ("small",), side: int = 32) -> None:
+        self.nets: list[nn.Module] = []
+        for i, arch in enumerate(architectures):
+            # the first learner's draws as when there was only one, so its patterns stay
+            with global_rng_seeded(seed + 17 * i, device):
+                self.nets.append(build_model(arch, k, side).to(
+                    device, memory_format=torch.channels_last).train())
+        # the victims' optimiser, at a constant rate: the learners never stop training
+        self.optimisers = [classifier_sgd(net, self.LEARNING_RATE) for net in self.nets]
+
+    @property
+    def net(self) -> nn.Module:
+        """The first learner."""
+        return self.nets[0]
 
     def loss(self, seen: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Its loss on `seen` against the true classes, differentiable in both the images
-        and its weights (whose gradients are cleared here, ready for `learn`)."""
-        self.optimiser.zero_grad(set_to_none=True)
-        return F.cross_entropy(self.net(seen), y)
+        """The learners' mean loss on `seen` against the true classes, differentiable in
+        the images and in their weights (whose gradients are cleared here, ready for
+        `learn`)."""
+        for optimiser in self.optimisers:
+            optimiser.zero_grad(set_to_none=True)
+        return sum(F.cross_entropy(net(seen), y) for net in self.nets) / len(self.nets)
 
     def learn(self, weight: float = 1.0) -> None:
-        """One step on the gradient a backward through `loss` left on its weights. The
-        loss reached them multiplied by `weight`; the step divides it back out, so the
-        learner trains as a victim does whatever weight the patterns give its loss."""
-        if weight != 1.0:
-            for parameter in self.net.parameters():
-                if parameter.grad is not None:
-                    parameter.grad.div_(weight)
-        self.optimiser.step()
+        """One step of each learner on the gradient a backward through `loss` left on its
+        weights. Its own loss reached them multiplied by `weight` over the number of
+        learners; the step divides that back out, so each trains as a victim does whatever
+        weight the patterns give the term and however many learners share it."""
+        share = weight / len(self.nets)
+        for net, optimiser in zip(self.nets, self.optimisers, strict=True):
+            if share != 1.0:
+                for parameter in net.parameters():
+                    if parameter.grad is not None:
+                        parameter.grad.div_(share)
+            optimiser.step()
 
 
 def _resized(x: torch.Tensor, side: int) -> torch.Tensor:

@@ -143,6 +143,8 @@ AUTO_ENSEMBLE_HELP = (f"{'+'.join(SMALL_IMAGE_ENSEMBLE)} from scratch for small 
 # the two in step); two by default (the victim is a network the pattern was not made on).
 PATTERN_NETWORK_NAMES = ("lite0", "lite1", "lite2")
 PATTERN_NETWORKS = ("lite0", "lite1")
+# The shortcut term's learners: architectures trained from scratch (models.ARCHITECTURES).
+SHORTCUT_LEARNER_NAMES = ("small", "fast", "vgg", "resnet18", "mobilenet")
 ARCHITECTURE_NAMES = (AUTO_ENSEMBLE, "fast", "vgg", "resnet18", "mobilenet", "small", "lite0",
                       "lite2")
 
@@ -220,13 +222,23 @@ class ProtectConfig:
     # twenty-fourth session). This term makes the patterns also the easiest thing for such
     # a network to learn, as error-minimising noise does.
     pattern_shortcut: float = setting(
-        0.0, "Shortcut weight", "while the class patterns are made, a small network is "
-        "trained from scratch on the protected images and the patterns are also pushed to "
-        "be what it learns the classes by (weight of that term beside the aim; 0 = off), "
+        0.0, "Shortcut weight", "while the class patterns are made, small networks (the "
+        "shortcut learners) are trained from scratch on the protected images and the "
+        "patterns are also pushed to be what they learn the classes by (weight of that "
+        "term beside the aim; 0 = off), "
         "against models trained from scratch on your folder; the patterns take longer "
         "to make",
         "pattern", "float", minimum=0.0, maximum=100.0, cli="--pattern-shortcut",
         legacy=0.0)
+    # One learner made patterns that a ResNet-18 trained from scratch took up only in
+    # part; a second architecture beside it carried them further (docs/research-log.md,
+    # twenty-seventh session), at a longer pattern stage (docs/performance.md).
+    pattern_learners: tuple[str, ...] = setting(
+        None, "Shortcut learners", "the networks trained from scratch for the shortcut "
+        "weight, one of each architecture named; more kinds make patterns that more kinds "
+        "of model trained from scratch learn; each one adds to the time the patterns take",
+        "pattern", "names", choices=SHORTCUT_LEARNER_NAMES, cli="--pattern-learners",
+        legacy=("small",), default_factory=lambda: ("small",))
     pattern_networks: tuple[str, ...] = setting(
         None, "Aimed at", "the ImageNet-pretrained networks (weights as trained on ImageNet, "
         "never fine-tuned on your folder) the class patterns are aimed through; more "
@@ -358,6 +370,7 @@ class ProtectConfig:
             object.__setattr__(self, "cache_dir", Path(self.cache_dir))
         object.__setattr__(self, "architectures", tuple(self.architectures))
         object.__setattr__(self, "pattern_networks", tuple(self.pattern_networks))
+        object.__setattr__(self, "pattern_learners", tuple(self.pattern_learners))
         object.__setattr__(self, "surrogate_files", tuple(str(p) for p in self.surrogate_files))
         self.validate()
 
@@ -372,6 +385,8 @@ class ProtectConfig:
                             "(pattern_eps above 0)")
         if self.uses_pattern and not self.pattern_networks:
             problems.append("the class pattern needs at least one network to aim through")
+        if self.pattern_shortcut > 0 and not self.pattern_learners:
+            problems.append("the shortcut weight needs at least one learner")
         if not self.architectures and not self.surrogate_files:
             problems.append("the ensemble is empty: choose an architecture or a surrogate file")
         if problems:

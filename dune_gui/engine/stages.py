@@ -390,11 +390,12 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
         "colour": 0.0 if colour_done else colour_units(
             len(folder.classes), cfg.iterations, cfg.particles, per_class, members,
             2 if cfg.grey_robust else 1, pixels),
-        # the shortcut term's learner trains and scores each batch: counted as one more
-        # network (its passes at the victim's crop cost about what an aim network's do)
+        # the shortcut term's learners train and score each batch: each counted as one
+        # more network (its passes at the victim's crop cost about what an aim network's do)
         "patterns": pattern_units(cfg.pattern_steps, PATTERN_BATCH,
-                                  len(cfg.pattern_networks) + (cfg.pattern_shortcut > 0), n,
-                                  pixels)
+                                  len(cfg.pattern_networks) + (
+                                      len(cfg.pattern_learners) if cfg.pattern_shortcut > 0
+                                      else 0), n, pixels)
         if cfg.uses_pattern and not (
             pattern_cache_path(run, pattern_key(run, folder, profile)).exists()) else 0.0,
         "spatial": spatial_units(todo, cfg.steps, members, 1, pixels) if cfg.uses_spatial
@@ -519,7 +520,10 @@ def pattern_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
         "seed": cfg.seed, "shift": folder.label_shift, "size": run.working_size,
         "batch": PATTERN_BATCH, "device": run.device.type,
         **({"jpeg": PATTERN_JPEG_QUALITY} if cfg.pattern_jpeg else {}),
-        **({"shortcut": cfg.pattern_shortcut} if cfg.pattern_shortcut else {})},
+        **({"shortcut": cfg.pattern_shortcut} if cfg.pattern_shortcut else {}),
+        # keys made before there was a choice of learners had the one `small` learner
+        **({"learners": list(cfg.pattern_learners)}
+           if cfg.pattern_shortcut and cfg.pattern_learners != ("small",) else {})},
         sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
@@ -584,7 +588,8 @@ def find_class_patterns(run: Run, folder: FolderData, profile: Profile | None
     patterns = make_class_patterns(images, labels, aims, heads, cfg.pattern_eps,
                                    cfg.pattern_steps, PATTERN_BATCH, cfg.seed, tick, views,
                                    victim_side=run.working_size,
-                                   shortcut_weight=cfg.pattern_shortcut)
+                                   shortcut_weight=cfg.pattern_shortcut,
+                                   learners=cfg.pattern_learners)
     result = ClassPatterns(patterns, key, aims.tolist())
     atomic_torch_save({"patterns": patterns, "aims": result.aims}, path)
     run.timings["patterns"] = time.monotonic() - start

@@ -318,3 +318,50 @@ def test_the_learner_trains_as_a_victim_whatever_weight_its_loss_is_given() -> N
     assert any(not torch.equal(a, b) for a, b in zip(once, fresh, strict=True))
     for a, b in zip(once, weighted, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_each_learner_trains_as_a_victim_however_many_share_the_term() -> None:
+    # with two learners each one's loss reaches its weights halved besides the weight;
+    # the step must still be the one a lone learner takes, and the first learner is drawn
+    # as a lone one is (a folder's patterns with the one default learner stay the same)
+    generator = torch.Generator().manual_seed(4)
+    x = torch.rand(8, 3, 32, 32, generator=generator)
+    y = torch.arange(8) % 4
+
+    def stepped(weight: float, architectures: tuple[str, ...]) -> ShortcutLearner:
+        learner = ShortcutLearner(4, seed=5, device=torch.device("cpu"),
+                                  architectures=architectures, side=32)
+        (weight * learner.loss(x, y)).backward()
+        learner.learn(weight)
+        return learner
+
+    alone = stepped(1.0, ("small",))
+    pair = stepped(4.0, ("small", "fast"))
+    assert [type(net).__name__ for net in pair.nets] == ["SmallCNN", "FastNet"]
+    for a, b in zip(alone.net.parameters(), pair.nets[0].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    fast_alone = ShortcutLearner(4, seed=5 + 17, device=torch.device("cpu"),
+                                 architectures=("fast",), side=32)
+    (fast_alone.loss(x, y)).backward()
+    fast_alone.learn()
+    for a, b in zip(fast_alone.net.parameters(), pair.nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_more_learners_change_the_patterns_and_their_cache(labeled_folder: Path,
+                                                           tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    one = _config(labeled_folder, tmp_path / "one", pattern_shortcut=1.0, cache_dir=cache)
+    two = _config(labeled_folder, tmp_path / "two", pattern_shortcut=1.0, cache_dir=cache,
+                  pattern_learners=("small", "fast"))
+    protect(one)
+    protect(two)  # the same cache: its patterns must not be the single learner's
+    assert len(list((cache / "patterns").glob("*.pt"))) == 2
+    with pytest.raises(ProfileMismatch, match="pattern_learners"):
+        protect(_config(labeled_folder, tmp_path / "one", pattern_shortcut=1.0,
+                        cache_dir=cache, pattern_learners=("small", "vgg")))
+
+
+def test_the_shortcut_weight_needs_a_learner(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one learner"):
+        _config(tmp_path, tmp_path / "out", pattern_shortcut=1.0, pattern_learners=())
