@@ -231,12 +231,13 @@ class ProtectConfig:
         "pattern", "float", minimum=0.0, maximum=100.0, cli="--pattern-shortcut",
         legacy=0.0)
     # One learner made patterns that a ResNet-18 trained from scratch took up only in
-    # part; a second architecture beside it carried them further (docs/research-log.md,
-    # twenty-seventh session), at a longer pattern stage (docs/performance.md).
+    # part; a `vgg` learner beside it carried them further, a `resnet18` one did not
+    # (docs/research-log.md, twenty-seventh session), at a longer pattern stage.
     pattern_learners: tuple[str, ...] = setting(
         None, "Shortcut learners", "the networks trained from scratch for the shortcut "
-        "weight, one of each architecture named; more kinds make patterns that more kinds "
-        "of model trained from scratch learn; each one adds to the time the patterns take",
+        "weight, one of each architecture named; a second kind can carry the patterns to "
+        "more kinds of model trained from scratch, and each one adds to the time the "
+        "patterns take",
         "pattern", "names", choices=SHORTCUT_LEARNER_NAMES, cli="--pattern-learners",
         legacy=("small",), default_factory=lambda: ("small",))
     pattern_networks: tuple[str, ...] = setting(
