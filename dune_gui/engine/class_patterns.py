@@ -213,11 +213,6 @@ class ShortcutLearner:
         # the victims' optimiser, at a constant rate: the learners never stop training
         self.optimisers = [classifier_sgd(net, self.LEARNING_RATE) for net in self.nets]
 
-    @property
-    def net(self) -> nn.Module:
-        """The first learner."""
-        return self.nets[0]
-
     def loss(self, seen: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The learners' mean loss on `seen` against the true classes, differentiable in
         the images and in their weights (whose gradients are cleared here, ready for

@@ -300,52 +300,36 @@ def test_shortcut_patterns_stay_in_their_box_repeat_and_are_learnt_faster_from_s
     assert _fitted_loss(images, labels, shortcut, 10) < _fitted_loss(images, labels, aimed, 10)
 
 
-def test_the_learner_trains_as_a_victim_whatever_weight_its_loss_is_given() -> None:
-    # its loss reaches its weights through the patterns' objective, multiplied by the
-    # shortcut weight; the step must not train it harder or softer for that
+def test_each_learner_trains_as_a_lone_victim_whatever_the_weight_and_the_company(
+) -> None:
+    # a learner's loss reaches its weights through the patterns' objective, multiplied by
+    # the shortcut weight and divided among the learners; the step must not train it
+    # harder or softer for that, and the first learner is drawn as a lone one is (a
+    # folder's patterns with the one default learner stay the same)
     generator = torch.Generator().manual_seed(3)
     x = torch.rand(8, 3, 32, 32, generator=generator)
     y = torch.arange(8) % 4
 
-    def stepped(weight: float) -> list[torch.Tensor]:
-        learner = ShortcutLearner(4, seed=5, device=torch.device("cpu"))
-        (weight * learner.loss(x, y)).backward()
-        learner.learn(weight)
-        return [p.detach().clone() for p in learner.net.parameters()]
-
-    once, weighted = stepped(1.0), stepped(4.0)
-    fresh = ShortcutLearner(4, seed=5, device=torch.device("cpu")).net.parameters()
-    assert any(not torch.equal(a, b) for a, b in zip(once, fresh, strict=True))
-    for a, b in zip(once, weighted, strict=True):
-        torch.testing.assert_close(a, b)
-
-
-def test_each_learner_trains_as_a_victim_however_many_share_the_term() -> None:
-    # with two learners each one's loss reaches its weights halved besides the weight;
-    # the step must still be the one a lone learner takes, and the first learner is drawn
-    # as a lone one is (a folder's patterns with the one default learner stay the same)
-    generator = torch.Generator().manual_seed(4)
-    x = torch.rand(8, 3, 32, 32, generator=generator)
-    y = torch.arange(8) % 4
-
-    def stepped(weight: float, architectures: tuple[str, ...]) -> ShortcutLearner:
-        learner = ShortcutLearner(4, seed=5, device=torch.device("cpu"),
+    def stepped(weight: float, architectures: tuple[str, ...] = ("small",),
+                seed: int = 5) -> list[list[torch.Tensor]]:
+        learner = ShortcutLearner(4, seed=seed, device=torch.device("cpu"),
                                   architectures=architectures, side=32)
         (weight * learner.loss(x, y)).backward()
         learner.learn(weight)
-        return learner
+        return [[p.detach().clone() for p in net.parameters()] for net in learner.nets]
 
-    alone = stepped(1.0, ("small",))
-    pair = stepped(4.0, ("small", "fast"))
-    assert [type(net).__name__ for net in pair.nets] == ["SmallCNN", "FastNet"]
-    for a, b in zip(alone.net.parameters(), pair.nets[0].parameters(), strict=True):
-        torch.testing.assert_close(a, b)
-    fast_alone = ShortcutLearner(4, seed=5 + 17, device=torch.device("cpu"),
-                                 architectures=("fast",), side=32)
-    (fast_alone.loss(x, y)).backward()
-    fast_alone.learn()
-    for a, b in zip(fast_alone.net.parameters(), pair.nets[1].parameters(), strict=True):
-        torch.testing.assert_close(a, b)
+    def assert_same(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+        for left, right in zip(a, b, strict=True):
+            torch.testing.assert_close(left, right)
+
+    (once,), (weighted,) = stepped(1.0), stepped(4.0)
+    fresh = ShortcutLearner(4, seed=5, device=torch.device("cpu")).nets[0].parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(once, fresh, strict=True))
+    assert_same(once, weighted)
+    first, second = stepped(4.0, ("small", "fast"))
+    assert_same(once, first)
+    (fast_alone,) = stepped(1.0, ("fast",), seed=5 + 17)
+    assert_same(fast_alone, second)
 
 
 def test_more_learners_change_the_patterns_and_their_cache(labeled_folder: Path,

@@ -13,8 +13,10 @@ from dune_gui.engine.config import (
     ARCHITECTURE_NAMES,
     AUTO_ENSEMBLE,
     REMOVED_SETTINGS,
+    SHORTCUT_LEARNER_NAMES,
     with_legacy_values,
 )
+from dune_gui.engine.models import PRETRAINED_ARCHS
 
 
 def test_every_setting_is_described_and_its_default_valid() -> None:
@@ -22,6 +24,8 @@ def test_every_setting_is_described_and_its_default_valid() -> None:
         assert s.label and len(s.help) > 20, s.name
         assert s.check(getattr(DEFAULTS, s.name)) is None, s.name
     assert set(ARCHITECTURE_NAMES) == {AUTO_ENSEMBLE, *ARCHITECTURES}
+    # the shortcut term's learners are trained from scratch: no pretrained network
+    assert set(SHORTCUT_LEARNER_NAMES) <= set(ARCHITECTURES) - PRETRAINED_ARCHS
 
 
 def test_every_cli_setting_is_an_option_and_reaches_the_config() -> None:
