@@ -190,9 +190,10 @@ class ShortcutLearner:
     the true classes joins the patterns' objective, and the same backward trains them.
     Patterns that lower a learner's loss faster than the photos' content does are what a
     from-scratch victim learns the classes by, and clean photos, without them, leave it
-    guessing. Learners of more than one architecture (`architectures`) make patterns that
-    more kinds of from-scratch victim take up (docs/research-log.md, twenty-seventh
-    session); each adds its own forward and backward to every step.
+    guessing. Learners of more than one architecture (`architectures`) share the term:
+    a `vgg` beside `small` made patterns a from-scratch ResNet-18, never a learner, took
+    up further, a `resnet18` did not (docs/research-log.md, twenty-seventh and
+    twenty-eighth sessions); each adds its own forward and backward to every step.
 
     One forward and backward serve both: the patterns descend the loss the learners have
     before their step, and each learner steps on the gradient that backward leaves on its
