@@ -45,7 +45,7 @@ def colour_units(classes: int, iterations: int, particles: int, sample: int, mem
     return float(classes * (iterations + 1) * particles * sample * members * views) * pixels
 
 
-def pattern_units(steps: int, batch: int, networks: int, images: int, pixels: float
+def pattern_units(steps: int, batch: int, networks: float, images: int, pixels: float
                   ) -> float:
     # every step a forward and backward pass of a batch through each aim network, after
     # one forward pass of every image to find each class's ImageNet class

@@ -7,6 +7,7 @@ at the end). Weights are initialised from an explicit `torch.Generator`: no glob
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -220,6 +221,33 @@ def build_model(arch: str, num_classes: int, working_size: int,
     if generator is not None:
         init_weights(model, generator)
     return model
+
+
+@functools.cache
+def multiply_accumulates(arch: str, side: int, num_classes: int = 10) -> int:
+    """Multiply-accumulates of one forward pass of an `arch` image at `side` px, counted
+    over its convolutions and linear layers in one forward pass: how run estimates weigh
+    networks of one family (plain convolutions) against each other. Across families it
+    misleads: depthwise networks take far longer per operation."""
+    total = 0
+
+    def count(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = (module.in_channels // module.groups) * math.prod(module.kernel_size)
+            total += output.numel() * per_output
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    # (the meta device would skip the arithmetic, but its first use costs seconds)
+    model = build_model(arch, num_classes, side).eval()
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, side, side))
+    for hook in hooks:
+        hook.remove()
+    return total
 
 
 def fuse_for_inference(model: nn.Module) -> nn.Module:

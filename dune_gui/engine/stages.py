@@ -57,6 +57,7 @@ from .data import (
 from .eta import WorkPlan, colour_units, pattern_units, spatial_units, surrogate_units
 from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
+from .models import multiply_accumulates
 from .profile import ImageRecord, ManifestWriter, Profile
 from .progress import Reporter
 from .shards import Shard
@@ -368,6 +369,19 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
 
 
 # ---- the plan, for the whole run's ETA ----------------------------------------------
+def shortcut_learner_networks(run: Run) -> float:
+    """The shortcut term's learners in aim networks' worth of work per pattern step. The
+    `small` learner counts as one aim network, the stage's rate having been learned so;
+    the others in proportion to their arithmetic against it (a `vgg` learner costs about
+    three `small` ones and as much as the rest of a step)."""
+    cfg = run.config
+    if cfg.pattern_shortcut <= 0:
+        return 0.0
+    side = run.working_size  # the learners train on crops of the victim's side
+    return sum(multiply_accumulates(arch, side) / multiply_accumulates("small", side)
+               for arch in cfg.pattern_learners)
+
+
 def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan:
     """The work the stages after the scan will do, in image passes (see eta.py): nothing
     for surrogates or offsets already cached, only the images not yet protected."""
@@ -390,12 +404,9 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
         "colour": 0.0 if colour_done else colour_units(
             len(folder.classes), cfg.iterations, cfg.particles, per_class, members,
             2 if cfg.grey_robust else 1, pixels),
-        # the shortcut term's learners train and score each batch: each counted as one
-        # more network (its passes at the victim's crop cost about what an aim network's do)
         "patterns": pattern_units(cfg.pattern_steps, PATTERN_BATCH,
-                                  len(cfg.pattern_networks) + (
-                                      len(cfg.pattern_learners) if cfg.pattern_shortcut > 0
-                                      else 0), n, pixels)
+                                  len(cfg.pattern_networks) + shortcut_learner_networks(run),
+                                  n, pixels)
         if cfg.uses_pattern and not (
             pattern_cache_path(run, pattern_key(run, folder, profile)).exists()) else 0.0,
         "spatial": spatial_units(todo, cfg.steps, members, 1, pixels) if cfg.uses_spatial

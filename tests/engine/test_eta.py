@@ -7,9 +7,12 @@ import itertools
 from pathlib import Path
 
 import pytest
+import torch
 
 from dune_gui.engine import ProgressEvent, ProtectConfig, protect
 from dune_gui.engine.eta import RunClock, WorkPlan, read_rates, write_rates
+from dune_gui.engine.progress import Reporter
+from dune_gui.engine.stages import Run, shortcut_learner_networks
 from tests.conftest import tiny_settings
 
 PLAN = WorkPlan({"surrogates": 100.0, "colour": 50.0, "spatial": 300.0, "export": 10.0})
@@ -78,3 +81,20 @@ def test_protect_reports_the_whole_run_eta(labeled_folder: Path, tmp_path: Path)
     assert run_etas[-1] == pytest.approx(0.0, abs=1e-6)
     rates = read_rates(tmp_path / "cache", "cpu", config.architectures)
     assert rates.keys() >= {"surrogates", "spatial", "export"}
+
+
+def test_shortcut_learners_weigh_by_their_arithmetic(tmp_path: Path) -> None:
+    """The pattern stage's plan counts a `small` learner as one aim network and a bigger
+    learner as more, so the estimate before the stage starts grows with what it runs."""
+    def learner_networks(**settings: object) -> float:
+        config = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "out",
+                               pattern_eps=31 / 255, **settings)  # type: ignore[arg-type]
+        return shortcut_learner_networks(Run(config, Reporter(), torch.device("cpu"),
+                                             tmp_path, working_size=64))
+
+    assert learner_networks(pattern_shortcut=0.0) == 0.0
+    assert learner_networks(pattern_shortcut=2.0) == pytest.approx(1.0)
+    both = learner_networks(pattern_shortcut=2.0, pattern_learners=("small", "vgg"))
+    assert both > 3.0  # a vgg-style stack does several times a 4-layer CNN's arithmetic
+    assert learner_networks(pattern_shortcut=2.0, pattern_learners=("vgg",)) == (
+        pytest.approx(both - 1.0))
