@@ -1,9 +1,9 @@
 """Benchmark: seconds per step of the class-pattern stage as the engine makes them (the
-ImageNet aim networks and the shortcut learner in channels-last memory) against the same
+ImageNet aim networks and the shortcut learners in channels-last memory) against the same
 steps with every network and input in plain contiguous memory, alternating the two in one
 run. The images are random (speed does not depend on their content) at the patterns'
 largest side, cropped to a 128-px victim's view, the level Against pretrained models'
-networks and shortcut weight.
+networks, shortcut weight and learners.
 
     python -m dune_gui.bench.pattern_speed [--steps 5] [--rounds 3] [--device cpu]
 
@@ -49,7 +49,7 @@ class Contiguous(nn.Module):
 
 @contextmanager
 def contiguous_learner() -> Iterator[None]:
-    """The shortcut learner built as the engine builds it, then moved to contiguous
+    """The shortcut learners built as the engine builds them, then moved to contiguous
     memory."""
     learner_class = class_patterns.ShortcutLearner
     original_init = learner_class.__init__
@@ -78,6 +78,7 @@ def main() -> None:
     level = PRESETS["pretrained"].values
     names = level["pattern_networks"]
     eps, weight = level["pattern_eps"], level["pattern_shortcut"]
+    learners = level.get("pattern_learners", ("small",))
     generator = torch.Generator().manual_seed(0)
     images = (torch.rand(CLASSES * 40, 3, PATTERN_MAX_SIDE, PATTERN_MAX_SIDE,
                          generator=generator) * 255).to(torch.uint8)
@@ -89,7 +90,8 @@ def main() -> None:
     def seconds_per_step(heads: list[nn.Module], steps: int) -> float:
         start = time.perf_counter()
         make_class_patterns(images, labels, aims, heads, eps, steps, PATTERN_BATCH, 0,
-                            victim_side=VICTIM_SIDE, shortcut_weight=weight)
+                            victim_side=VICTIM_SIDE, shortcut_weight=weight,
+                            learners=learners)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / steps
@@ -107,7 +109,8 @@ def main() -> None:
     engine_s = statistics.median(times["channels_last"])
     print(json.dumps({
         "device": str(device), "threads": torch.get_num_threads(), "networks": list(names),
-        "shortcut_weight": weight, "batch": PATTERN_BATCH, "victim_side": VICTIM_SIDE,
+        "shortcut_weight": weight, "learners": list(learners), "batch": PATTERN_BATCH,
+        "victim_side": VICTIM_SIDE,
         "contiguous_s_per_step": round(plain_s, 3),
         "channels_last_s_per_step": round(engine_s, 3),
         "channels_last_over_contiguous": round(engine_s / plain_s, 3),
