@@ -369,16 +369,22 @@ def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> Bui
 
 
 # ---- the plan, for the whole run's ETA ----------------------------------------------
+# A `small` learner's forward and backward cost about half an aim network's on a CPU
+# (docs/performance.md, twenty-sixth session: the learners' seconds per pattern step). The
+# other learners, plain convolution stacks like it, are weighed against it by their
+# arithmetic, which matched the measured `vgg` learner there; counting operations across
+# the two families would not do (the aim networks' depthwise layers are slower per one).
+SMALL_LEARNER_NETWORKS = 0.5
+
+
 def shortcut_learner_networks(run: Run) -> float:
-    """The shortcut term's learners in aim networks' worth of work per pattern step. The
-    `small` learner counts as one aim network, the stage's rate having been learned so;
-    the others in proportion to their arithmetic against it (a `vgg` learner costs about
-    three `small` ones and as much as the rest of a step)."""
+    """The shortcut term's learners in aim networks' worth of work per pattern step."""
     cfg = run.config
     if cfg.pattern_shortcut <= 0:
         return 0.0
     side = run.working_size  # the learners train on crops of the victim's side
-    return sum(multiply_accumulates(arch, side) / multiply_accumulates("small", side)
+    small = multiply_accumulates("small", side)
+    return sum(SMALL_LEARNER_NETWORKS * multiply_accumulates(arch, side) / small
                for arch in cfg.pattern_learners)
 
 

@@ -12,7 +12,7 @@ import torch
 from dune_gui.engine import ProgressEvent, ProtectConfig, protect
 from dune_gui.engine.eta import RunClock, WorkPlan, read_rates, write_rates
 from dune_gui.engine.progress import Reporter
-from dune_gui.engine.stages import Run, shortcut_learner_networks
+from dune_gui.engine.stages import SMALL_LEARNER_NETWORKS, Run, shortcut_learner_networks
 from tests.conftest import tiny_settings
 
 PLAN = WorkPlan({"surrogates": 100.0, "colour": 50.0, "spatial": 300.0, "export": 10.0})
@@ -84,8 +84,8 @@ def test_protect_reports_the_whole_run_eta(labeled_folder: Path, tmp_path: Path)
 
 
 def test_shortcut_learners_weigh_by_their_arithmetic(tmp_path: Path) -> None:
-    """The pattern stage's plan counts a `small` learner as one aim network and a bigger
-    learner as more, so the estimate before the stage starts grows with what it runs."""
+    """The pattern stage's plan counts a bigger learner as more work than a `small` one,
+    so the estimate before the stage starts grows with what it runs."""
     def learner_networks(**settings: object) -> float:
         config = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "out",
                                pattern_eps=31 / 255, **settings)  # type: ignore[arg-type]
@@ -93,8 +93,9 @@ def test_shortcut_learners_weigh_by_their_arithmetic(tmp_path: Path) -> None:
                                              tmp_path, working_size=64))
 
     assert learner_networks(pattern_shortcut=0.0) == 0.0
-    assert learner_networks(pattern_shortcut=2.0) == pytest.approx(1.0)
+    small = learner_networks(pattern_shortcut=2.0)
+    assert small == pytest.approx(SMALL_LEARNER_NETWORKS)
     both = learner_networks(pattern_shortcut=2.0, pattern_learners=("small", "vgg"))
-    assert both > 3.0  # a vgg-style stack does several times a 4-layer CNN's arithmetic
+    assert both > 3 * small  # a vgg-style stack does several times a 4-layer CNN's arithmetic
     assert learner_networks(pattern_shortcut=2.0, pattern_learners=("vgg",)) == (
-        pytest.approx(both - 1.0))
+        pytest.approx(both - small))
