@@ -89,7 +89,7 @@ def error_minimising_noise(
             loss.backward()
             optimiser.step()
         net.eval()
-        view = FlipShiftView(SHIFT, seed + 100 + round_)
+        view = FlipShiftView(SHIFT, seed + round_)
         for b in range(0, n, PGD_BATCH):
             part = slice(b, b + PGD_BATCH)
             lower = (x[part] - budget[part]).clamp(0, 1)
