@@ -226,7 +226,7 @@ def build_model(arch: str, num_classes: int, working_size: int,
 @functools.cache
 def multiply_accumulates(arch: str, side: int, num_classes: int = 10) -> int:
     """Multiply-accumulates of one forward pass of an `arch` image at `side` px, counted
-    over its convolutions and linear layers in one forward pass: how run estimates weigh
+    over its convolutions and linear layers: how run estimates weigh
     networks of one family (plain convolutions) against each other. Across families it
     misleads: depthwise networks take far longer per operation."""
     total = 0

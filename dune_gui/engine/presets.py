@@ -82,7 +82,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # (docs/performance.md). A `vgg` learner beside the `small` one carried the patterns
     # further into a ResNet-18 trained from scratch (a learner in neither) and left the
     # other victims and the distortion where they were, on the validation photos (research
-    # log, twenty-eighth session); it about doubles the pattern stage.
+    # log, twenty-eighth session), at a longer pattern stage again (docs/performance.md).
     Preset("pretrained", "Against pretrained models",
            "For photos. Lays a texture of its own over every picture of a class, "
            "plain to see everywhere (as strong a change as the Standard level's colour "
