@@ -39,6 +39,9 @@ def labeled_folder(tmp_path: Path) -> Path:
 def tiny_settings(**overrides: object) -> dict[str, object]:
     settings: dict[str, object] = dict(
         mode="dune",  # both branches, so every invariant of each is exercised
+        # the published spatial objective through the ensemble (the error-minimising noise,
+        # which needs none, has its own tests: test_noise.py)
+        spatial_objective="targeted",
         label_offset=1, architectures=("fast",), checkpoints=1, epochs=1, steps=3,
         step_size=2 / 255,
         particles=4, iterations=2, colour_sample=4, batch_size=4, train_batch_size=16,

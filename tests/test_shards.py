@@ -57,7 +57,11 @@ def _manifest(folder: Path) -> dict:
 PATTERN = {"pattern_eps": 8 / 255, "pattern_steps": 3, "pattern_networks": ("lite0",)}
 
 
-@pytest.mark.parametrize(("count", "extra"), [(2, {}), (3, {}), (2, PATTERN)])
+# the error-minimising noise: made over the whole folder by the profile-only run
+NOISE = {"mode": "spatial", "spatial_objective": "error-minimising", "noise_rounds": 2}
+
+
+@pytest.mark.parametrize(("count", "extra"), [(2, {}), (3, {}), (2, PATTERN), (2, NOISE)])
 def test_n_shards_at_once_write_what_one_run_writes(tmp_path: Path, count: int,
                                                     extra: dict) -> None:
     src = make_labeled_folder(tmp_path / "in", classes=3, per_class=5)

@@ -50,31 +50,41 @@ def main() -> None:
     k = len(result.classes)
     architectures = manifest["surrogates"]["architectures"]
     archs = len(architectures)
-    # the folder of `full` images trains its surrogates its own number of epochs (auto)
-    full_epochs = resolve_surrogate_epochs(config.epochs, full, working_size,
-                                           tuple(architectures), config.checkpoints)
-    training_rate = n * epochs * archs / t["surrogates"]
-    rates = {
-        "scan (decode at working size)": n / t["scan"],
-        "surrogate training (image-epochs/s, all architectures)": training_rate,
-        "spatial PGD (images/s)": n / t["spatial"],
-        "export (images/s)": n / t["export"],
-    }
+    rates = {"scan (decode at working size)": n / t["scan"]}
+    projected = t["scan"] * full / n + t["export"] * full / n
+    if "surrogates" in t:  # the targeted objective and the colour search need them
+        # the folder of `full` images trains its surrogates its own number of epochs (auto)
+        full_epochs = resolve_surrogate_epochs(config.epochs, full, working_size,
+                                               tuple(architectures), config.checkpoints)
+        training_rate = n * epochs * archs / t["surrogates"]
+        rates["surrogate training (image-epochs/s, all architectures)"] = training_rate
+        projected += full * full_epochs * archs / training_rate
+    if "noise" in t:  # the error-minimising noise: rounds over the whole folder
+        rounds = len(manifest["noise"]["learner_accuracy_by_round"] or []) or None
+        rates["error-minimising noise (images/s, all rounds)"] = n / t["noise"]
+        # as many rounds on the whole folder as on the subset: a larger folder may need
+        # more (the learner sees the same number of images per round)
+        projected += t["noise"] * full / n
+        if rounds:
+            rates["noise rounds"] = rounds
+    if not config.uses_noise:
+        rates["spatial PGD (images/s)"] = n / t["spatial"]
+        projected += t["spatial"] * full / n
+    rates["export (images/s)"] = n / t["export"]
     if "colour" in t:  # levels without the colour branch skip its search
         rates["colour search (images scored/s)"] = (
             k * min(config.colour_sample, n // k) * config.particles
             * (config.iterations + 1) / t["colour"])
         rates["colour search (classes/s)"] = k / t["colour"]
-    projected = (t["scan"] * full / n + full * full_epochs * archs / training_rate
-                 + t.get("colour", 0.0) + (t["spatial"] + t["export"]) * full / n)
+        projected += t["colour"]
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
         "device": result.device, "images": n, "classes": k,
-        "settings": f"eps {config.eps * 255:g}/255, step {config.step_size * 255:g}/255, "
-                    f"T={config.steps}, ensemble {'+'.join(architectures)} x "
-                    f"{config.checkpoints} checkpoints (M={archs * config.checkpoints}), "
-                    f"{epochs} epochs ({full_epochs} for {full}), "
+        "settings": f"{config.spatial_objective}, eps {config.eps * 255:g}/255, step "
+                    f"{config.step_size * 255:g}/255, T={config.steps}, ensemble "
+                    f"{'+'.join(architectures) or 'none'} x {config.checkpoints} checkpoints "
+                    f"(M={archs * config.checkpoints}), {epochs} epochs, "
                     f"PSO {config.particles}x{config.iterations}",
         "seconds": {k2: round(v, 2) for k2, v in t.items()}, "wall_s": round(wall, 1),
         "rates": {k2: round(v, 2) for k2, v in rates.items()},

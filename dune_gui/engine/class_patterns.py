@@ -184,6 +184,10 @@ def make_class_patterns(
     return patterns.detach().cpu()
 
 
+# The shortcut learners' SGD rate, constant: they never stop training.
+LEARNING_RATE = 0.05
+
+
 class ShortcutLearner:
     """Networks trained from scratch on the protected images while the patterns are
     made, as error-minimising noise is made (Huang et al., ICLR 2021): their mean loss on
@@ -201,18 +205,17 @@ class ShortcutLearner:
     and protected no better (docs/research-log.md, twenty-fifth and twenty-sixth
     sessions)."""
 
-    LEARNING_RATE = 0.05
-
     def __init__(self, k: int, seed: int, device: torch.device,
-                 architectures: Sequence[str] = ("small",), side: int = 32) -> None:
+                 architectures: Sequence[str] = ("small",), side: int = 32,
+                 learning_rate: float = LEARNING_RATE) -> None:
         self.nets: list[nn.Module] = []
         for i, arch in enumerate(architectures):
             # the first learner's draws as when there was only one, so its patterns stay
             with global_rng_seeded(seed + 17 * i, device):
                 self.nets.append(build_model(arch, k, side).to(
                     device, memory_format=torch.channels_last).train())
-        # the victims' optimiser, at a constant rate: the learners never stop training
-        self.optimisers = [classifier_sgd(net, self.LEARNING_RATE) for net in self.nets]
+        # the victims' optimiser
+        self.optimisers = [classifier_sgd(net, learning_rate) for net in self.nets]
 
     def loss(self, seen: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The learners' mean loss on `seen` against the true classes, differentiable in

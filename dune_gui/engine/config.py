@@ -19,6 +19,8 @@ from typing import Any
 from .atomic import atomic_write
 
 MODES = ("dune", "spatial", "colour", "pattern")
+TARGETED, ERROR_MINIMISING = "targeted", "error-minimising"
+SPATIAL_OBJECTIVES = (TARGETED, ERROR_MINIMISING)
 FORMATS = ("png", "keep")
 DEVICES = ("auto", "cpu", "cuda")
 # label shift used by `label_offset = 0` (auto) unless it is a multiple of the class count
@@ -197,6 +199,30 @@ class ProtectConfig:
         "random flip and a small shift, as a model's training does, so the perturbation keeps "
         "working on what the model sees; same run time", "method", "bool",
         cli="--pgd-augment", legacy=False)
+    # What the spatial perturbation is made to do. DUNE's own objective steers each image
+    # toward its shifted class through the surrogate ensemble; error-minimising noise
+    # (Huang et al., ICLR 2021; noise.py) makes each image's perturbation the easiest thing
+    # to learn its own class by, for a network trained from scratch on the folder. At the
+    # Invisible level's budget the second misled victims trained from scratch further
+    # (docs/research-log.md, twenty-ninth session) and needs no surrogates.
+    spatial_objective: str = setting(
+        "error-minimising", "Spatial objective", "targeted: steer every image toward "
+        "another class through the surrogate ensemble (the published method); "
+        "error-minimising: make every image's perturbation what a model trained on your "
+        "folder learns its class by, so that it learns little from the pictures themselves "
+        "(no surrogates needed; the whole folder is worked together, in rounds)",
+        "spatial", "choice", choices=SPATIAL_OBJECTIVES, cli="--spatial-objective",
+        legacy="targeted")
+    noise_rounds: int = setting(
+        15, "Noise rounds", "with error-minimising: at most this many rounds of training the "
+        "learner and updating every image's perturbation (it stops early once the learner is "
+        "right on nearly every protected image); each round costs about one pass of the "
+        "steps over the folder", "spatial", "int", minimum=1, maximum=1000,
+        cli="--noise-rounds")
+    noise_learner: str = setting(
+        "small", "Noise learner", "with error-minimising: the network trained from scratch "
+        "that the noise is made to be learned by", "spatial", "choice",
+        choices=SHORTCUT_LEARNER_NAMES, cli="--noise-learner")
     # The aimed class pattern (class_patterns.py): the one branch that moves a network
     # pretrained on ImageNet and fine-tuned or probed on the folder; off unless chosen.
     pattern_eps: float = setting(
@@ -388,7 +414,7 @@ class ProtectConfig:
             problems.append("the class pattern needs at least one network to aim through")
         if self.pattern_shortcut > 0 and not self.pattern_learners:
             problems.append("the shortcut weight needs at least one learner")
-        if not self.architectures and not self.surrogate_files:
+        if self.uses_ensemble and not self.architectures and not self.surrogate_files:
             problems.append("the ensemble is empty: choose an architecture or a surrogate file")
         if problems:
             raise ValueError("; ".join(problems))
@@ -397,6 +423,17 @@ class ProtectConfig:
     @property
     def uses_spatial(self) -> bool:
         return self.mode in ("dune", "spatial")
+
+    @property
+    def uses_noise(self) -> bool:
+        """The spatial branch is error-minimising noise (noise.py), made over the whole
+        folder in rounds, not per batch through the ensemble."""
+        return self.uses_spatial and self.spatial_objective == ERROR_MINIMISING
+
+    @property
+    def uses_ensemble(self) -> bool:
+        """Some branch needs the surrogate ensemble (targeted PGD or the colour search)."""
+        return self.uses_colour or (self.uses_spatial and not self.uses_noise)
 
     @property
     def uses_colour(self) -> bool:

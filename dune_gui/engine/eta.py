@@ -24,7 +24,7 @@ from .atomic import atomic_write
 
 # the stages whose work is image passes through the ensemble (a common unit): one
 # measured among them estimates the others
-MODEL_STAGES = ("surrogates", "colour", "patterns", "spatial")
+MODEL_STAGES = ("surrogates", "colour", "patterns", "noise", "spatial")
 RATES_FILE = "stage-rates.json"
 
 
@@ -50,6 +50,13 @@ def pattern_units(steps: int, batch: int, networks: float, images: int, pixels: 
     # every step a forward and backward pass of a batch through each aim network, after
     # one forward pass of every image to find each class's ImageNet class
     return (3.0 * steps * batch * networks + images) * pixels
+
+
+def noise_units(rounds: int, trained: int, images: int, steps: int, networks: float,
+                pixels: float) -> float:
+    # every round the learner trains on `trained` images, each image takes `steps` forward
+    # and backward passes, then one forward pass checks the learner
+    return rounds * (3.0 * trained + images * (3.0 * steps + 1)) * networks * pixels
 
 
 def spatial_units(images: int, steps: int, members: int, views: int, pixels: float) -> float:

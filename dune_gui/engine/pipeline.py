@@ -35,7 +35,9 @@ from .stages import (
     build_ensemble,
     find_class_patterns,
     find_colour_offsets,
+    find_noise,
     list_classes,
+    noise_cached,
     patterns_cached,
     plan_work,
     protect_images,
@@ -119,7 +121,8 @@ def protect(
         run.choose_surrogate_epochs(scan, profile)
         folder = read_folder(run, scan, shift, profile,
                              lambda: (surrogates_cached(run, profile)
-                                      and patterns_cached(run, profile)), shard)
+                                      and patterns_cached(run, profile)
+                                      and noise_cached(run, profile)), shard)
         skipped = folder.skipped
         check_writable(config.output_dir)
         plan = plan_work(run, folder, profile)
@@ -130,6 +133,7 @@ def protect(
         built = build_ensemble(run, folder, profile)
         offsets = find_colour_offsets(run, folder, built, profile)
         patterns = find_class_patterns(run, folder, profile)
+        noise = find_noise(run, folder, profile)
         # a shard's neighbours are writing beside it: their temporaries are not stale
         stale = 0 if shard is not None else remove_stale_temporaries(config.output_dir)
         if stale:
@@ -138,19 +142,21 @@ def protect(
                                        sk.reason) for sk in folder.skipped}
         content = ProfileContent(
             config, str(run.device), classes, shift, folder.targets, offsets,
-            [m.name for m in built.ensemble.members], built.cache_keys,
+            built.member_names, built.cache_keys,
             profile.created if profile is not None else None, run.working_size,
             run.surrogate_epochs, run.architectures,
             patterns.key if patterns is not None else None,
-            patterns.aims if patterns is not None else None)
+            patterns.aims if patterns is not None else None,
+            noise.key if noise is not None else None,
+            noise.accuracy if noise is not None else None)
         writer = ManifestWriter(content, records, shard)  # writes a new profile's manifest
         if profile_only:
             run.reporter.info(f"protection profile written to {writer.path}; protect the "
                               "images with --shard I/N, then once more without it")
         else:
             names = output_names([item.rel for item in folder.scan.items], config.format)
-            count = protect_images(run, folder, built, offsets, patterns, profile, writer,
-                                   names)
+            count = protect_images(run, folder, built, offsets, patterns, noise, profile,
+                                   writer, names)
     except Cancelled:
         status = "cancelled"
         run.reporter.info("cancelled; finished images are kept and the same command resumes")
@@ -175,7 +181,7 @@ class PreviewImage:
 
     rel: str
     cls: str
-    target: str
+    target: str  # the class it is steered toward ("": none, the error-minimising noise alone)
     original: np.ndarray
     spatial: np.ndarray  # signed spatial perturbation and class pattern as applied
     # (|.| <= eps + pattern_eps)
@@ -185,6 +191,7 @@ class PreviewImage:
     eps: float  # the bound of `spatial`
     pattern_eps: float  # the class pattern's part of it (0: no class pattern)
     metrics: dict[str, float]  # perceptual measures of the protected image (as the manifest)
+    # the surrogate ensemble's class probabilities (empty: the settings train no ensemble)
     prediction_before: list[float]
     prediction_after: list[float]
 
@@ -217,15 +224,18 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
     built = build_ensemble(run, folder, None)
     offsets = find_colour_offsets(run, folder, built, None)
     patterns = find_class_patterns(run, folder, None)
+    noise = find_noise(run, folder, None)
     by_rel = {item.rel: item for item in folder.scan.items}
     items = [by_rel[r] for r in (rels or spread_over_classes(folder.scan.items, count))
              if r in by_rel]
     classes, rep = folder.classes, run.reporter
+    # the error-minimising noise alone aims at no other class
+    steers = config.uses_ensemble or patterns is not None
     out: list[PreviewImage] = []
     for n, item in enumerate(items):
         rep.check_cancel()
         rep.stage("spatial", n, len(items), f"previewing {item.rel}")
-        deltas = spatial_deltas(run, folder, built, [item])
+        deltas = spatial_deltas(run, folder, built, [item], noise)
         delta = deltas[0] if deltas is not None else None
         offset = offsets[item.label] if config.uses_colour else None
         shown_offset = offset if offset is not None else torch.zeros_like(offsets[0])
@@ -237,11 +247,15 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
                                              pattern), image), image)
         small = resize_to_working(protected.permute(1, 2, 0), run.working_size)
         x = folder.working[item.rel].float().div(255.0).unsqueeze(0).to(run.device)
-        before = built.ensemble.predict_proba(x)[0].cpu().tolist()
-        after = built.ensemble.predict_proba(small.unsqueeze(0).to(run.device))[0]
+        before, after = [], []
+        if built.ensemble is not None:  # the error-minimising noise needs no surrogates
+            before = built.ensemble.predict_proba(x)[0].cpu().tolist()
+            after = built.ensemble.predict_proba(small.unsqueeze(0).to(run.device))[0
+                                                                                  ].tolist()
         field_map = expand_offsets(shown_offset.unsqueeze(0), *image.rgb.shape[:2])[0]
         out.append(PreviewImage(
-            rel=item.rel, cls=classes[item.label], target=classes[folder.targets[item.label]],
+            rel=item.rel, cls=classes[item.label],
+            target=classes[folder.targets[item.label]] if steers else "",
             original=image.rgb, spatial=(spatial_only - original).permute(1, 2, 0).numpy(),
             colour=shown_offset.numpy().copy(),
             colour_field=field_map.permute(1, 2, 0).numpy().copy(),
@@ -250,7 +264,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
             + (config.pattern_eps if patterns is not None else 0.0),
             pattern_eps=config.pattern_eps if patterns is not None else 0.0,
             metrics=quality_metrics(original, protected),
-            prediction_before=before, prediction_after=after.cpu().tolist()))
+            prediction_before=before, prediction_after=after))
     rep.stage("spatial", len(items), len(items), "preview ready")
     return classes, out
 

@@ -115,6 +115,11 @@ class Profile:
         """The cache key of its aimed class patterns (None: made without them)."""
         return self.manifest.get("class_patterns", {}).get("cache_key")
 
+    @property
+    def noise_key(self) -> str | None:
+        """The cache key of its error-minimising noise (None: made without it)."""
+        return self.manifest.get("noise", {}).get("cache_key")
+
     def colour_offsets(self, classes: list[str]) -> torch.Tensor | None:
         stored = self.manifest.get("colour_offsets")
         if not stored:
@@ -199,6 +204,9 @@ class ProfileContent:
     architectures: tuple[str, ...] = ()  # as trained (the setting may say auto)
     pattern_key: str | None = None  # where its class patterns are cached (None: none made)
     pattern_aims: list[int] | None = None  # per class, the ImageNet class its pattern aims at
+    noise_key: str | None = None  # where its error-minimising noise is cached (None: none)
+    # the noise learner's accuracy on the protected images after each round
+    noise_accuracy: list[float] | None = None
 
 
 def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> dict[str, Any]:
@@ -227,6 +235,10 @@ def manifest_data(content: ProfileContent, records: dict[str, ImageRecord]) -> d
             "cache_key": content.pattern_key, "eps": cfg.pattern_eps,
             "imagenet_aims": dict(zip(classes, content.pattern_aims or [], strict=True))}}
            if content.pattern_key else {}),
+        **({"noise": {"cache_key": content.noise_key, "learner": cfg.noise_learner,
+                      "learner_accuracy_by_round": [round(a, 4) for a in
+                                                    content.noise_accuracy or []]}}
+           if content.noise_key else {}),
         "images": [records[k].to_json() for k in sorted(records)],
     }
 

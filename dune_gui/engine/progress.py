@@ -25,6 +25,7 @@ class Stage:
 # progress display from this list rather than keeping their own.
 PROTECT_STAGES = (Stage("scan", "Scanning"), Stage("surrogates", "Training surrogates"),
                   Stage("colour", "Colour search"), Stage("patterns", "Class patterns"),
+                  Stage("noise", "Error-minimising noise"),
                   Stage("spatial", "Spatial perturbation"),
                   Stage("export", "Writing images"))
 VERIFY_STAGES = (Stage("verify", "Training victims"),)

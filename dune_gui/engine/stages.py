@@ -3,8 +3,10 @@
     read_folder(run, profile)                       -> FolderData      (scan)
     build_ensemble(run, folder, profile)            -> BuiltEnsemble   (surrogates)
     find_colour_offsets(run, folder, built, profile) -> K x 3G^2 tensor (colour)
-    protect_images(run, folder, built, offsets, profile, writer) -> ExportCount
-                                                                     (spatial + export)
+    find_class_patterns(run, folder, profile)       -> ClassPatterns   (patterns)
+    find_noise(run, folder, profile)                -> SampleNoise     (noise)
+    protect_images(run, folder, built, offsets, patterns, noise, profile, writer, names)
+                                                    -> ExportCount     (spatial + export)
 
 `pipeline.protect` and `pipeline.preview` compose them; the manifest lives in profile.py.
 """
@@ -54,10 +56,25 @@ from .data import (
     photo_resolution,
     scan_folder,
 )
-from .eta import WorkPlan, colour_units, pattern_units, spatial_units, surrogate_units
+from .eta import (
+    WorkPlan,
+    colour_units,
+    noise_units,
+    pattern_units,
+    spatial_units,
+    surrogate_units,
+)
 from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
 from .models import multiply_accumulates
+from .noise import (
+    NOISE_BATCH,
+    TRAIN_BATCH,
+    TRAIN_STEPS,
+    NoiseMaker,
+    NoiseState,
+    noise_for_new_images,
+)
 from .profile import ImageRecord, ManifestWriter, Profile
 from .progress import Reporter
 from .shards import Shard
@@ -75,7 +92,7 @@ from .surrogates import (
     surrogate_cache_path,
 )
 from .training import checkpoint_epochs
-from .views import JpegView, OneOfView
+from .views import FlipShiftView, JpegView, OneOfView, View, grey_view
 
 # Share of the colour search's cross-entropy scored on the grayscale view with `grey_robust`.
 GREY_VIEW_WEIGHT = 0.5
@@ -117,6 +134,9 @@ class Run:
         """`epochs`, or with 0 (auto): what a profile being extended was trained with (its
         surrogates are reused), else from the folder's size (resolve_surrogate_epochs).
         Call after choose_architectures."""
+        if not self.config.uses_ensemble:
+            self.surrogate_epochs = 0  # no surrogates trained
+            return 0
         if self.config.epochs:
             self.surrogate_epochs = self.config.epochs
         elif profile is not None and profile.surrogate_epochs:
@@ -135,7 +155,9 @@ class Run:
         (resolve_architectures). Call after choose_working_size."""
         auto = self.config.architectures == (AUTO_ENSEMBLE,)
         recorded = profile.architectures if profile is not None else None
-        if auto and recorded is not None:
+        if not self.config.uses_ensemble:
+            self.architectures = ()  # no branch of these settings needs surrogates
+        elif auto and recorded is not None:
             self.architectures = recorded
         else:
             self.architectures = resolve_architectures(self.config.architectures,
@@ -237,7 +259,8 @@ def read_folder(run: Run, scan: FolderScan, shift: int, profile: Profile | None,
     need_all = profile is None or not cached_surrogates()
     if shard is not None and (profile is None or need_all or (
             cfg.uses_colour and profile.colour_offsets(scan.classes) is None)
-            or (cfg.uses_pattern and profile.pattern_key is None)):
+            or (cfg.uses_pattern and profile.pattern_key is None)
+            or (cfg.uses_noise and profile.noise_key is None)):
         # checked before hashing the folder: a shard only ever extends a complete profile
         raise FolderError(shard_needs_profile(cfg.output_dir))
     skipped = list(scan.skipped)
@@ -306,8 +329,12 @@ def shard_needs_profile(output_dir: Path) -> str:
 # ---- surrogates ----------------------------------------------------------------------
 @dataclass
 class BuiltEnsemble:
-    ensemble: Ensemble
+    ensemble: Ensemble | None  # None: no branch of the settings needs surrogates
     cache_keys: list[str]  # one per trained architecture: where its checkpoints are cached
+
+    @property
+    def member_names(self) -> list[str]:
+        return [m.name for m in self.ensemble.members] if self.ensemble is not None else []
 
 
 def surrogate_keys(run: Run, folder: FolderData, profile: Profile | None) -> list[str]:
@@ -322,7 +349,10 @@ def surrogate_keys(run: Run, folder: FolderData, profile: Profile | None) -> lis
 
 
 def surrogates_cached(run: Run, profile: Profile | None) -> bool:
-    """Every checkpoint the profile's surrogates need is still in the cache."""
+    """Every checkpoint the profile's surrogates need is still in the cache (or none are
+    needed)."""
+    if profile is not None and not run.config.uses_ensemble:
+        return True
     if profile is None or not profile.cache_keys:
         return False
     keep = checkpoint_epochs(run.surrogate_epochs, run.config.checkpoints)
@@ -336,6 +366,8 @@ def surrogates_cached(run: Run, profile: Profile | None) -> bool:
 
 def build_ensemble(run: Run, folder: FolderData, profile: Profile | None) -> BuiltEnsemble:
     cfg, rep = run.config, run.reporter
+    if not cfg.uses_ensemble:
+        return BuiltEnsemble(None, [])
     start = time.monotonic()
     k = len(folder.classes)
     epochs = run.surrogate_epochs
@@ -382,10 +414,15 @@ def shortcut_learner_networks(run: Run) -> float:
     cfg = run.config
     if cfg.pattern_shortcut <= 0:
         return 0.0
-    side = run.working_size  # the learners train on crops of the victim's side
+    # the learners train on crops of the victim's side
+    return learner_networks(cfg.pattern_learners, run.working_size)
+
+
+def learner_networks(architectures: tuple[str, ...], side: int) -> float:
+    """Networks trained from scratch, in aim networks' (ensemble members') worth of work."""
     small = multiply_accumulates("small", side)
     return sum(SMALL_LEARNER_NETWORKS * multiply_accumulates(arch, side) / small
-               for arch in cfg.pattern_learners)
+               for arch in architectures)
 
 
 def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan:
@@ -415,8 +452,12 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
                                   n, pixels)
         if cfg.uses_pattern and not (
             pattern_cache_path(run, pattern_key(run, folder, profile)).exists()) else 0.0,
-        "spatial": spatial_units(todo, cfg.steps, members, 1, pixels) if cfg.uses_spatial
-        else 0.0,
+        "noise": noise_units(cfg.noise_rounds, TRAIN_STEPS * TRAIN_BATCH, n, cfg.steps,
+                             learner_networks((cfg.noise_learner,), run.working_size), pixels)
+        if cfg.uses_noise and not noise_cache_path(
+            run, noise_key(run, folder, profile)).exists() else 0.0,
+        "spatial": spatial_units(todo, cfg.steps, members, 1, pixels)
+        if cfg.uses_spatial and not cfg.uses_noise else 0.0,
         "export": float(todo),
     }
     return WorkPlan(units)
@@ -635,6 +676,194 @@ def pattern_images(run: Run, folder: FolderData) -> tuple[torch.Tensor, torch.Te
     return torch.stack(images), torch.tensor(labels)
 
 
+# ---- error-minimising noise -----------------------------------------------------------
+@dataclass
+class SampleNoise:
+    """The error-minimising noise of a run (noise.py): each image's perturbation at the
+    working size (3 x R x R, by relative path), the cache key it is kept under (the
+    profile records it) and the learner's accuracy on the protected images after each
+    round."""
+
+    deltas: dict[str, torch.Tensor]
+    key: str
+    accuracy: list[float]
+
+
+NOISE_FORMAT = 1  # bump when the way the noise is made changes: cached noise is remade
+# Stored as int16 steps of eps / NOISE_LEVELS, truncated toward zero: half the size of
+# float32, finer than any 8-bit output can show, and never past the bound it was made in.
+NOISE_LEVELS = 32767
+
+
+def noise_key(run: Run, folder: FolderData, profile: Profile | None) -> str:
+    """What the noise depends on: every image and label of the folder, the spatial
+    settings, the seed and the working size (a profile's key when extending it)."""
+    if profile is not None and profile.noise_key:
+        return profile.noise_key
+    cfg = run.config
+    key = json.dumps({
+        "format": NOISE_FORMAT, "data": folder.fingerprint(), "eps": cfg.eps,
+        "jnd": cfg.jnd_budget, "steps": cfg.steps, "step": cfg.step_size,
+        "rounds": cfg.noise_rounds, "learner": cfg.noise_learner, "seed": cfg.seed,
+        "size": run.working_size, "grey": cfg.grey_robust, "augment": cfg.pgd_augment,
+        "device": run.device.type}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def noise_cache_path(run: Run, key: str) -> Path:
+    return run.cache_dir / "noise" / f"{key}.pt"
+
+
+def noise_rounds_path(run: Run, key: str) -> Path:
+    """The state after the last finished round, while the rounds are under way."""
+    return run.cache_dir / "noise" / f"{key}.rounds.pt"
+
+
+def noise_cached(run: Run, profile: Profile | None) -> bool:
+    """The noise a profile was made with is still in the cache (or not used)."""
+    if not run.config.uses_noise:
+        return True
+    return (profile is not None and profile.noise_key is not None
+            and noise_cache_path(run, profile.noise_key).exists())
+
+
+def noise_views(cfg: ProtectConfig) -> Callable[[int], list[View]]:
+    """The views a round's steps see the images through: as the targeted objective's
+    (spatial.SpatialPGD.views), the victim's flip and shift drawn afresh each round."""
+    def views(round_: int) -> list[View]:
+        out: list[View] = [grey_view] if cfg.grey_robust else []
+        if cfg.pgd_augment:
+            out.append(FlipShiftView(PGD_SHIFT, cfg.seed + round_))
+        return out
+    return views
+
+
+def noise_bounds(cfg: ProtectConfig, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel's bound (N x 1 x H x W: the perceptual budget, or eps everywhere) and
+    step (in proportion, as the targeted objective's)."""
+    budget = pixel_budget(cfg, x)
+    if budget is None:
+        budget = torch.full_like(x[:, :1], cfg.eps)
+    return budget, budget * (cfg.step_size / cfg.eps)
+
+
+def find_noise(run: Run, folder: FolderData, profile: Profile | None) -> SampleNoise | None:
+    """The error-minimising noise (None without it): from the cache (a preview, an earlier
+    run, the profile being extended) or made now from every image of the folder, resuming
+    after the last round an interrupted run finished."""
+    cfg, rep = run.config, run.reporter
+    if not cfg.uses_noise:
+        return None
+    key = noise_key(run, folder, profile)
+    stored = read_noise(noise_cache_path(run, key), cfg.eps)
+    if stored is not None:
+        rep.info("error-minimising noise loaded from cache")
+        rep.stage("noise", 1, 1, "cached")
+        return extend_noise(run, folder, stored, key)
+    if profile is not None and profile.noise_key:
+        rep.warning("the error-minimising noise of this profile is gone from the cache; it is "
+                    "made again from the folder as it is now")
+    start = time.monotonic()
+    items = folder.scan.items
+    x = torch.stack([folder.working[item.rel] for item in items]).float().div_(255.0)
+    y = torch.tensor([item.label for item in items])
+    budget, step = noise_bounds(cfg, x)
+    rounds_path = noise_rounds_path(run, key)
+    state = read_noise_rounds(rounds_path, x.shape)
+    if state is not None:
+        rep.info(f"error-minimising noise resumed after round {state.rounds}")
+        state.delta = state.delta.to(run.device)
+    maker = NoiseMaker(x.to(run.device), y.to(run.device), len(folder.classes),
+                       budget.to(run.device), step.to(run.device), cfg.steps,
+                       cfg.noise_learner, cfg.seed, noise_views(cfg), state)
+    per_round = TRAIN_STEPS + -(-len(items) // NOISE_BATCH)
+    total = cfg.noise_rounds * per_round
+    while maker.state.rounds < cfg.noise_rounds and not maker.state.finished:
+        done = maker.state.rounds
+
+        def tick(step_done: int, _: int, done: int = done) -> None:
+            rep.check_cancel()
+            rep.stage("noise", done * per_round + step_done, total, f"round {done + 1}")
+
+        state = maker.run_round(tick)
+        atomic_torch_save({"delta": state.delta.cpu(), "learner": state.learner,
+                           "optimiser": state.optimiser, "generator": state.generator,
+                           "accuracy": state.accuracy}, rounds_path)
+        rep.info(f"error-minimising noise, round {state.rounds}: the learner is right on "
+                 f"{state.accuracy[-1]:.0%} of the protected images")
+    rep.stage("noise", total, total, "done")
+    state = maker.state
+    levels = quantised_noise(state.delta.cpu(), cfg.eps)
+    atomic_torch_save({"rels": [item.rel for item in items],
+                       "digests": [folder.digests[item.rel] for item in items],
+                       "levels": levels, "learner": state.learner,
+                       "accuracy": state.accuracy}, noise_cache_path(run, key))
+    rounds_path.unlink(missing_ok=True)
+    run.timings["noise"] = time.monotonic() - start
+    delta = levels.float() * (cfg.eps / NOISE_LEVELS)
+    return SampleNoise({item.rel: delta[i] for i, item in enumerate(items)}, key,
+                       state.accuracy)
+
+
+def quantised_noise(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """int16 steps of eps / NOISE_LEVELS, truncated toward zero (never past the bound, and
+    x + delta stays between x and where the rounds left it, so within [0, 1])."""
+    return (delta * (NOISE_LEVELS / eps)).trunc_().clamp_(-NOISE_LEVELS, NOISE_LEVELS
+                                                         ).to(torch.int16)
+
+
+@dataclass
+class StoredNoise:
+    deltas: dict[str, tuple[str, torch.Tensor]]  # rel -> (digest, 3 x R x R)
+    learner: list[dict]
+    accuracy: list[float]
+
+
+def read_noise(path: Path, eps: float) -> StoredNoise | None:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        delta = data["levels"].float() * (eps / NOISE_LEVELS)
+        deltas = {rel: (digest, delta[i]) for i, (rel, digest)
+                  in enumerate(zip(data["rels"], data["digests"], strict=True))}
+        return StoredNoise(deltas, list(data["learner"]), [float(a) for a in data["accuracy"]])
+    except Exception:
+        return None  # missing or damaged: made again, never trusted
+
+
+def read_noise_rounds(path: Path, shape: torch.Size) -> NoiseState | None:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        state = NoiseState(data["delta"], list(data["learner"]), list(data["optimiser"]),
+                           data["generator"], [float(a) for a in data["accuracy"]])
+    except Exception:
+        return None  # none, or damaged: the rounds start again
+    return state if state.delta.shape == shape else None
+
+
+def extend_noise(run: Run, folder: FolderData, stored: StoredNoise, key: str) -> SampleNoise:
+    """The stored noise of every image it was made for, unchanged since; images added (or
+    changed) after it was made and still to protect get theirs from its last learner."""
+    cfg = run.config
+    deltas = {rel: delta for rel, (digest, delta) in stored.deltas.items()
+              if folder.digests.get(rel) == digest}
+    new = [item for item in folder.scan.items
+           if item.rel in folder.pending and item.rel not in deltas]
+    if new:
+        run.reporter.info(f"{len(new)} image(s) new since the noise was made get theirs from "
+                          "its learner")
+        x = torch.stack([folder.working_copy(item, cfg.max_pixels, run.working_size)
+                         for item in new]).float().div_(255.0)
+        budget, step = noise_bounds(cfg, x)
+        y = torch.tensor([item.label for item in new])
+        made = noise_for_new_images(
+            x.to(run.device), y.to(run.device), len(folder.classes), budget.to(run.device),
+            step.to(run.device), cfg.steps, cfg.noise_learner, cfg.seed, stored.learner,
+            noise_views(cfg)(len(stored.accuracy))).cpu()
+        made = quantised_noise(made, cfg.eps).float() * (cfg.eps / NOISE_LEVELS)
+        deltas.update({item.rel: made[i] for i, item in enumerate(new)})
+    return SampleNoise(deltas, key, stored.accuracy)
+
+
 # ---- spatial + export ----------------------------------------------------------------
 def spatial_attack(cfg: ProtectConfig, device: torch.device) -> SpatialPGD:
     """The spatial branch's hyper-parameters from the config: one place for the export,
@@ -645,15 +874,20 @@ def spatial_attack(cfg: ProtectConfig, device: torch.device) -> SpatialPGD:
 
 
 def spatial_deltas(run: Run, folder: FolderData, built: BuiltEnsemble,
-                   items: list[ImageItem]) -> torch.Tensor | None:
-    """Working-resolution perturbations of `items` (None without a spatial branch)."""
+                   items: list[ImageItem], noise: SampleNoise | None = None
+                   ) -> torch.Tensor | None:
+    """Working-resolution perturbations of `items` (None without a spatial branch): the
+    error-minimising noise made before, or the targeted PGD now."""
     if not run.config.uses_spatial or not items:
         return None
+    if noise is not None:
+        return torch.stack([noise.deltas[item.rel] for item in items])
+    assert built.ensemble is not None  # the targeted objective needs the ensemble
     x = torch.stack([folder.working[i.rel] for i in items]).float().div_(255.0)
     y = torch.tensor([folder.targets[i.label] for i in items])
-    return spatial_attack(run.config, run.device).perturb(x.to(run.device), y.to(run.device),
-                                       built.ensemble, budget=pixel_budget(run.config, x)
-                                       ).cpu()
+    attack = spatial_attack(run.config, run.device)
+    return attack.perturb(x.to(run.device), y.to(run.device), built.ensemble,
+                          budget=pixel_budget(run.config, x)).cpu()
 
 
 def pixel_budget(config: ProtectConfig, x: torch.Tensor) -> torch.Tensor | None:
@@ -683,8 +917,9 @@ def export_workers(device: torch.device) -> int:
 
 
 def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: torch.Tensor,
-                   patterns: ClassPatterns | None, profile: Profile | None,
-                   writer: ManifestWriter, names: dict[str, str]) -> ExportCount:
+                   patterns: ClassPatterns | None, noise: SampleNoise | None,
+                   profile: Profile | None, writer: ManifestWriter, names: dict[str, str]
+                   ) -> ExportCount:
     """Protect every image not yet done, one batch at a time, recording each finished
     image with `writer` as soon as it is written. Where export_workers says so, a batch's
     images are written by threads while the next batch's PGD runs; the files and the
@@ -710,7 +945,7 @@ def protect_images(run: Run, folder: FolderData, built: BuiltEnsemble, offsets: 
             batch = todo[start:start + cfg.batch_size]
             t0 = time.monotonic()
             ok = [item for item in batch if _decodable(run, folder, item, writer)]
-            deltas = spatial_deltas(run, folder, built, ok)
+            deltas = spatial_deltas(run, folder, built, ok, noise)
             spatial_time += (dt := time.monotonic() - t0)
             rep.spent("spatial", dt)
             rep.stage("spatial", start + len(batch), total)

@@ -77,10 +77,12 @@ STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
 
 
 def steps_of(config: ProtectConfig) -> list[str]:
-    """The steps a person sees for a run with these settings: the colour search and the
-    class patterns only where the settings make them (the Invisible level does neither)."""
-    return [s for s in STAGE_ORDER if (s != "colour" or config.uses_colour)
-            and (s != "patterns" or config.uses_pattern)]
+    """The steps a person sees for a run with these settings: each model stage only where
+    the settings make it (the Invisible level trains no surrogates, searches no colour
+    and makes no class pattern, but makes error-minimising noise)."""
+    made = {"surrogates": config.uses_ensemble, "colour": config.uses_colour,
+            "patterns": config.uses_pattern, "noise": config.uses_noise}
+    return [s for s in STAGE_ORDER if made.get(s, True)]
 
 
 def eta_text(stage_eta: float, run_eta: float, stage_finished: bool) -> str:

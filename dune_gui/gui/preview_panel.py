@@ -79,6 +79,18 @@ def describe_measures(m: dict[str, float]) -> str:
     return " · ".join(parts) + f". (Colour difference: {DELTA_E_MEANING}.)"
 
 
+def ensemble_opinion(image: PreviewImage, classes: list[str]) -> str:
+    """The surrogate ensemble's top class before and after, as a line (none without an
+    ensemble: the error-minimising noise needs none)."""
+    if not image.prediction_before:
+        return ""
+    before = int(np.argmax(image.prediction_before))
+    after = int(np.argmax(image.prediction_after))
+    return (f"<br>Ensemble prediction before: {classes[before]} "
+            f"({image.prediction_before[before]:.0%}); after: {classes[after]} "
+            f"({image.prediction_after[after]:.0%}).")
+
+
 def _toggle(text: str, shortcut: str, tip: str, on_toggled) -> QPushButton:
     button = QPushButton(text)
     button.setCheckable(True)
@@ -188,13 +200,10 @@ class PreviewPanel(QWidget):
         if np.any(image.colour):  # the amplification only means something for a shift
             colour_caption += f", ×{gain:.1f}"
         self.captions[2].setText(colour_caption)
-        before = int(np.argmax(image.prediction_before))
-        after = int(np.argmax(image.prediction_after))
         self.info.setText(
-            f"<b>{image.rel}</b> — class <b>{image.cls}</b>, steered toward <b>{image.target}"
-            f"</b>.<br>{describe_measures(image.metrics)}<br>Ensemble prediction before: "
-            f"{classes[before]} ({image.prediction_before[before]:.0%}); after: "
-            f"{classes[after]} ({image.prediction_after[after]:.0%}).")
+            f"<b>{image.rel}</b> — class <b>{image.cls}</b>"
+            + (f", steered toward <b>{image.target}</b>" if image.target else "")
+            + f".<br>{describe_measures(image.metrics)}{ensemble_opinion(image, classes)}")
         self.fit()
 
     def _refresh_protected(self) -> None:

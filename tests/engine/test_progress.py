@@ -43,7 +43,7 @@ def test_progress_is_throttled_to_rising_per_mille_values() -> None:
 
 def test_every_stage_has_a_title_and_durations_read_naturally() -> None:
     assert [s.name for s in STAGES] == list(STAGE_TITLES)
-    assert {"scan", "surrogates", "colour", "patterns", "spatial", "export",
+    assert {"scan", "surrogates", "colour", "patterns", "noise", "spatial", "export",
             "verify"} == set(STAGE_TITLES)
     assert format_duration(None) == "?"
     assert format_duration(45) == "45s"

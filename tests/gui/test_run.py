@@ -130,11 +130,16 @@ def test_plain_path_drop_choose_protect_open(qtbot, window: MainWindow, tmp_path
     assert opened == [QUrl.fromLocalFile(str(out))]
 
 
-def test_a_run_without_the_colour_branch_counts_three_steps(tmp_path: Path) -> None:
+def test_a_run_counts_only_the_steps_its_settings_make(tmp_path: Path) -> None:
     from dune_gui.engine import ProtectConfig
     from dune_gui.gui.main_window import steps_of
 
-    spatial = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o", mode="spatial")
-    both = ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o", mode="dune")
-    assert steps_of(spatial) == ["scan", "surrogates", "export"]
-    assert steps_of(both) == ["scan", "surrogates", "colour", "export"]
+    def steps(**settings: object) -> list[str]:
+        return steps_of(ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o",
+                                      **settings))  # type: ignore[arg-type]
+
+    assert steps() == ["scan", "noise", "export"]  # the Invisible level: no surrogates
+    assert steps(spatial_objective="targeted") == ["scan", "surrogates", "export"]
+    assert steps(mode="dune", spatial_objective="targeted") == [
+        "scan", "surrogates", "colour", "export"]
+    assert steps(mode="colour") == ["scan", "surrogates", "colour", "export"]

@@ -1,0 +1,160 @@
+"""Error-minimising noise: the spatial branch made for a network trained from scratch on
+the folder (Huang et al., "Unlearnable Examples", ICLR 2021: the min-min).
+
+A network trained from scratch on the protected images (the learner) and one
+perturbation per image take turns. Each round the learner trains a few steps on the
+images as protected so far; then every image's perturbation descends the learner's loss
+on the image's *true* class, within its per-pixel bound, so that the perturbation, not the
+picture, is what makes the class easy to learn. A victim trained from scratch on such
+images learns the perturbations, and on clean images, without them, guesses. The rounds
+stop once the learner is right on nearly every protected image (`STOP_ACCURACY`).
+
+Unlike the targeted objective (spatial.py) an image's perturbation depends on every other
+image through the learner, so the whole folder is worked together: the stage runs before
+the export, and a round's state (`NoiseState`) is enough to resume after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .attack import sign_pgd
+from .class_patterns import ShortcutLearner
+from .training import random_crop_flip
+from .views import View
+
+# The learner's training steps per round, of TRAIN_BATCH images each (Huang et al.'s 10).
+TRAIN_STEPS = 10
+TRAIN_BATCH = 128
+# Images per PGD batch, and per batch of the learner's accuracy check.
+NOISE_BATCH = 256
+# The rounds stop once the learner is right on this share of the protected images.
+STOP_ACCURACY = 0.99
+# The learner's SGD rate: the screen that chose the objective trained at it
+# (docs/research-log.md, twenty-ninth session), twice the pattern learners' rate.
+LEARNING_RATE = 0.1
+
+
+@dataclass
+class NoiseState:
+    """What the rounds so far leave: every image's perturbation (N x 3 x H x W), the
+    learner's and its optimiser's state, the draw generator's state and the learner's
+    accuracy on the protected images after each round."""
+
+    delta: torch.Tensor
+    learner: list[dict]
+    optimiser: list[dict]
+    generator: torch.Tensor
+    accuracy: list[float] = field(default_factory=list)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.accuracy)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.accuracy) and self.accuracy[-1] >= STOP_ACCURACY
+
+
+class NoiseMaker:
+    """The learner and the rounds. `views(round)` gives the views a round's PGD steps
+    see the images through (views.py: the grey view, the victim's flip and shift)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, classes: int, budget: torch.Tensor,
+                 step: torch.Tensor, steps: int, learner: str, seed: int,
+                 views: Callable[[int], Sequence[View]],
+                 state: NoiseState | None = None) -> None:
+        self.x, self.y, self.budget, self.step, self.steps = x, y, budget, step, steps
+        self.views = views
+        self.learner = ShortcutLearner(classes, seed + 3, x.device, (learner,), x.shape[-1],
+                                       learning_rate=LEARNING_RATE)
+        self.generator = torch.Generator().manual_seed(seed + 1)
+        if state is None:
+            self.state = NoiseState(torch.zeros_like(x), [], [], self.generator.get_state())
+        else:  # resume: the learner as that round left it
+            self.state = state
+            for net, weights in zip(self.learner.nets, state.learner, strict=True):
+                net.load_state_dict(weights)
+            for optimiser, saved in zip(self.learner.optimisers, state.optimiser, strict=True):
+                optimiser.load_state_dict(saved)
+            self.generator.set_state(state.generator)
+
+    @property
+    def net(self) -> torch.nn.Module:
+        return self.learner.nets[0]
+
+    def run_round(self, tick: Callable[[int, int], None]) -> NoiseState:
+        """One round: the learner trains, then every image's perturbation descends its
+        loss. `tick(done, total)` after each step and batch (it may raise to cancel: the
+        state of the last finished round stands)."""
+        x, y, n = self.x, self.y, len(self.y)
+        delta = self.state.delta.clone()
+        batches = -(-n // NOISE_BATCH)
+        total = TRAIN_STEPS + batches
+        self.net.train()
+        for i in range(TRAIN_STEPS):
+            idx = torch.randint(n, (TRAIN_BATCH,), generator=self.generator).to(x.device)
+            seen = random_crop_flip((x[idx] + delta[idx]).clamp(0, 1), self.generator)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+                loss = self.learner.loss(seen.contiguous(memory_format=torch.channels_last),
+                                         y[idx])
+            loss.backward()
+            self.learner.learn()
+            tick(i + 1, total)
+        self.net.eval()
+        views = self.views(self.state.rounds)
+        for b in range(batches):
+            part = slice(b * NOISE_BATCH, (b + 1) * NOISE_BATCH)
+            delta[part] = self.descend(x[part], y[part], delta[part], self.budget[part],
+                                       self.step[part], views)
+            tick(TRAIN_STEPS + b + 1, total)
+        right = sum(int((self.predict((x[part] + delta[part]).clamp(0, 1)) == y[part]).sum())
+                    for part in (slice(b, b + NOISE_BATCH) for b in range(0, n, NOISE_BATCH)))
+        self.state = NoiseState(
+            delta, [{k: v.clone() for k, v in net.state_dict().items()}
+                    for net in self.learner.nets],
+            [o.state_dict() for o in self.learner.optimisers], self.generator.get_state(),
+            [*self.state.accuracy, right / n])
+        return self.state
+
+    def descend(self, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
+                budget: torch.Tensor, step: torch.Tensor, views: Sequence[View]
+                ) -> torch.Tensor:
+        """The perturbations of one batch after `steps` sign steps down the learner's loss
+        on the true classes, within the bound."""
+        lower = (x - budget).clamp(0, 1)
+        upper = (x + budget).clamp(0, 1)
+        protected = sign_pgd((x + delta).clamp(0, 1), lambda v: self.loss(v, y), lower, upper,
+                             step, self.steps, minimise=True, views=views)
+        return protected - x
+
+    def loss(self, v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=v.device.type == "cuda"):
+            logits = self.net(v.contiguous(memory_format=torch.channels_last))
+        return F.cross_entropy(logits.float(), y, reduction="none")
+
+    @torch.inference_mode()
+    def predict(self, v: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=v.device.type == "cuda"):
+            return self.net(v.contiguous(memory_format=torch.channels_last)).argmax(1)
+
+
+def noise_for_new_images(x: torch.Tensor, y: torch.Tensor, classes: int,
+                         budget: torch.Tensor, step: torch.Tensor, steps: int, learner: str,
+                         seed: int, weights: list[dict], views: Sequence[View]
+                         ) -> torch.Tensor:
+    """Perturbations for images added to a folder after its noise was made: the same steps
+    down the loss of the learner as the last round left it (N x 3 x H x W)."""
+    maker = NoiseMaker(x, y, classes, budget, step, steps, learner, seed, lambda _: views)
+    for net, saved in zip(maker.learner.nets, weights, strict=True):
+        net.load_state_dict(saved)
+    maker.net.eval()
+    out = torch.zeros_like(x)
+    for b in range(0, len(y), NOISE_BATCH):
+        part = slice(b, b + NOISE_BATCH)
+        out[part] = maker.descend(x[part], y[part], out[part], budget[part], step[part], views)
+    return out

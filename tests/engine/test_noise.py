@@ -1,0 +1,172 @@
+"""The error-minimising noise (noise.py) and its stage: invariants, not snapshots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dune_gui.engine import CancelToken, ProgressEvent, ProtectConfig, protect
+from dune_gui.engine.metrics import jnd_map
+from dune_gui.engine.noise import NoiseMaker
+from dune_gui.engine.views import grey_view
+from tests.conftest import tiny_settings
+
+NOISE = dict(mode="spatial", spatial_objective="error-minimising", noise_rounds=3,
+             jnd_budget=1.0, eps=8 / 255)
+
+
+def _config(src: Path, dst: Path, **kw: object) -> ProtectConfig:
+    return ProtectConfig(input_dir=src, output_dir=dst, **tiny_settings(**{**NOISE, **kw}))
+
+
+def _pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def _written(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def _maker(seed: int = 0) -> NoiseMaker:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(24, 3, 16, 16, generator=generator)
+    y = torch.arange(24) % 3
+    budget = jnd_map(x).clamp(max=8 / 255)
+    return NoiseMaker(x, y, 3, budget, budget / 4, 4, "small", seed, lambda r: [grey_view])
+
+
+def test_every_pixel_stays_within_its_bound_and_the_unit_range() -> None:
+    maker = _maker()
+    for _ in range(2):
+        state = maker.run_round(lambda done, total: None)
+    assert (state.delta.abs() <= maker.budget + 1e-7).all()
+    protected = maker.x + state.delta
+    assert protected.min() >= 0 and protected.max() <= 1
+    # luminance steps through the grey view: the three channels move together
+    inside = ((maker.x > maker.budget) & (maker.x < 1 - maker.budget)).all(1, keepdim=True)
+    spread = state.delta.amax(1, keepdim=True) - state.delta.amin(1, keepdim=True)
+    assert spread[inside].abs().max() < 1e-6
+
+
+def test_the_steps_lower_the_learners_loss_on_the_true_class() -> None:
+    maker = _maker()
+    maker.run_round(lambda done, total: None)  # a learner that has trained a little
+    x, y = maker.x, maker.y
+    before = maker.loss(x, y)
+    moved = maker.descend(x, y, torch.zeros_like(x), maker.budget, maker.step, [grey_view])
+    after = maker.loss((x + moved).clamp(0, 1), y)
+    assert after.mean() < before.mean() and (after < before).float().mean() > 0.9
+
+
+def test_written_images_stay_within_the_perceptual_budget_without_surrogates(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    result = protect(_config(labeled_folder, out, cache_dir=cache))
+    assert result.status == "completed" and result.protected == 18
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["surrogates"]["members"] == [] and not (cache / "surrogates").exists()
+    assert manifest["noise"]["learner"] == "small"
+    accuracy = manifest["noise"]["learner_accuracy_by_round"]
+    assert 1 <= len(accuracy) <= 3 and all(0 <= a <= 1 for a in accuracy)
+    changed = 0
+    for src in labeled_folder.rglob("*.jpg"):
+        a = _pixels(src)
+        b = _pixels(out / src.relative_to(labeled_folder).with_suffix(".png"))
+        x = torch.from_numpy(a).permute(2, 0, 1).float().unsqueeze(0) / 255
+        bound = (jnd_map(x)[0, 0].numpy() * 255).clip(max=8)
+        assert (np.abs(b - a).max(axis=2) <= np.floor(bound) + 1).all()
+        changed += int((b != a).any())
+    assert changed == 18
+
+
+def test_same_seed_gives_identical_files(labeled_folder: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    protect(_config(labeled_folder, a, cache_dir=tmp_path / "cache-a"))
+    protect(_config(labeled_folder, b, cache_dir=tmp_path / "cache-b"))
+    assert _written(a) == _written(b) and len(_written(a)) == 18
+    c = tmp_path / "c"
+    protect(_config(labeled_folder, c, cache_dir=tmp_path / "cache-c", seed=1))
+    assert _written(c) != _written(a)
+
+
+def test_a_cancel_during_the_rounds_resumes_after_the_last_round_to_the_same_bytes(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    protect(_config(labeled_folder, reference, cache_dir=tmp_path / "cache-ref"))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    token = CancelToken()
+    events: list[ProgressEvent] = []
+
+    def cancel_in_round_two(event: ProgressEvent) -> None:
+        events.append(event)
+        if event.stage == "noise" and event.message == "round 2":
+            token.cancel()
+
+    result = protect(_config(labeled_folder, out, cache_dir=cache),
+                     progress=cancel_in_round_two, cancel=token)
+    assert result.status == "cancelled" and not list(out.rglob("*.png"))
+    # stopped at the next step of the round, not at its end
+    assert sum(e.stage == "noise" and e.message == "round 2" for e in events) == 1
+    assert len(list((cache / "noise").glob("*.rounds.pt"))) == 1  # round 1 kept
+
+    logs: list[str] = []
+    resumed = protect(_config(labeled_folder, out, cache_dir=cache),
+                      log=lambda e: logs.append(e.message))
+    assert resumed.status == "completed" and resumed.protected == 18
+    assert any("resumed after round 1" in m for m in logs)
+    assert not list((cache / "noise").glob("*.rounds.pt"))  # finished: only the noise stays
+    assert _written(out) == _written(reference)
+
+
+def test_a_preview_shows_what_the_export_writes_and_makes_the_noise_once(
+        labeled_folder: Path, tmp_path: Path) -> None:
+    from dune_gui.engine import preview
+
+    config = _config(labeled_folder, tmp_path / "out", cache_dir=tmp_path / "cache")
+    _, images = preview(config, count=3)
+    assert not (tmp_path / "out").exists()
+    events: list[ProgressEvent] = []
+    protect(config, progress=events.append)
+    assert [e.message for e in events if e.stage == "noise"] == ["cached"]
+    for im in images:
+        assert im.target == "" and im.prediction_before == []  # nothing aimed, no ensemble
+        assert np.abs(im.spatial).max() <= config.eps + 1e-6
+        written = _pixels(tmp_path / "out" / Path(im.rel).with_suffix(".png"))
+        assert np.array_equal(np.rint(im.protected * 255).astype(np.int16), written)
+
+
+def test_images_added_later_get_noise_from_the_last_learner(labeled_folder: Path,
+                                                            tmp_path: Path) -> None:
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    first = protect(_config(labeled_folder, out, cache_dir=cache))
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    cls = first.classes[2]
+    source = next((labeled_folder / cls).glob("*.jpg"))
+    shutil.copy2(source, labeled_folder / cls / "new.jpg")
+    events: list[ProgressEvent] = []
+    second = protect(_config(labeled_folder, out, cache_dir=cache), progress=events.append)
+    assert second.protected == 1 and second.reused == 18
+    assert [e.message for e in events if e.stage == "noise"] == ["cached"]  # no new rounds
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())
+    new, old = _pixels(out / cls / "new.png"), _pixels(source)
+    assert 0 < np.abs(new - old).max() <= 8 + 1
+
+
+def test_the_cached_noise_is_remade_when_it_is_gone(labeled_folder: Path,
+                                                    tmp_path: Path) -> None:
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    protect(_config(labeled_folder, out, cache_dir=cache))
+    written = _written(out)
+    shutil.rmtree(cache / "noise")
+    (out / next(iter(written))).unlink()  # one image to redo
+    logs: list[str] = []
+    again = protect(_config(labeled_folder, out, cache_dir=cache),
+                    log=lambda e: logs.append(e.message))
+    assert again.protected == 1
+    assert any("gone from the cache" in m for m in logs)
+    assert _written(out) == written  # the same folder and seed make the same noise
