@@ -214,10 +214,10 @@ class ProtectConfig:
         "spatial", "choice", choices=SPATIAL_OBJECTIVES, cli="--spatial-objective",
         legacy="targeted")
     noise_rounds: int = setting(
-        15, "Noise rounds", "with error-minimising: at most this many rounds of training the "
-        "learner and updating every image's perturbation (it stops early once the learner is "
-        "right on nearly every protected image); each round costs about one pass of the "
-        "steps over the folder", "spatial", "int", minimum=1, maximum=1000,
+        15, "Noise rounds", "with error-minimising: rounds of training the learner and "
+        "updating every image's perturbation; more fit the noise better, and each costs "
+        "about one pass of the steps over the folder", "spatial", "int", minimum=1,
+        maximum=1000,
         cli="--noise-rounds")
     noise_learner: str = setting(
         "small", "Noise learner", "with error-minimising: the network trained from scratch "

@@ -689,7 +689,7 @@ class SampleNoise:
     accuracy: list[float]
 
 
-NOISE_FORMAT = 1  # bump when the way the noise is made changes: cached noise is remade
+NOISE_FORMAT = 2  # bump when the way the noise is made changes: cached noise is remade
 # Stored as int16 steps of eps / NOISE_LEVELS, truncated toward zero: half the size of
 # float32, finer than any 8-bit output can show, and never past the bound it was made in.
 NOISE_LEVELS = 32767
@@ -778,7 +778,7 @@ def find_noise(run: Run, folder: FolderData, profile: Profile | None) -> SampleN
                        cfg.noise_learner, cfg.seed, noise_views(cfg), state)
     per_round = TRAIN_STEPS + -(-len(items) // NOISE_BATCH)
     total = cfg.noise_rounds * per_round
-    while maker.state.rounds < cfg.noise_rounds and not maker.state.finished:
+    while maker.state.rounds < cfg.noise_rounds:
         done = maker.state.rounds
 
         def tick(step_done: int, _: int, done: int = done) -> None:
