@@ -172,7 +172,7 @@ class ProtectConfig:
         "not used (eps / 16 at 30 steps, eps / 4 at 10)", "spatial", "budget",
         minimum=0.01 / 255, maximum=1.0, cli="--step-size")
     jnd_budget: float = setting(
-        1.0, "Perceptual budget", "0: every pixel may change by up to eps (the paper's); "
+        0.95, "Perceptual budget", "0: every pixel may change by up to eps (the paper's); "
         "above 0: each pixel may change by at most this many just-noticeable changes of the "
         "original at that place (and never more than eps), so the perturbation goes where "
         "the picture is busy or dark and stays off flat sky, skin and backdrops; lower is "

@@ -689,7 +689,7 @@ class SampleNoise:
     accuracy: list[float]
 
 
-NOISE_FORMAT = 2  # bump when the way the noise is made changes: cached noise is remade
+NOISE_FORMAT = 3  # bump when the way the noise is made changes: cached noise is remade
 # Stored as int16 steps of eps / NOISE_LEVELS, truncated toward zero: half the size of
 # float32, finer than any 8-bit output can show, and never past the bound it was made in.
 NOISE_LEVELS = 32767
@@ -775,7 +775,7 @@ def find_noise(run: Run, folder: FolderData, profile: Profile | None) -> SampleN
         state.delta = state.delta.to(run.device)
     maker = NoiseMaker(x.to(run.device), y.to(run.device), len(folder.classes),
                        budget.to(run.device), step.to(run.device), cfg.steps,
-                       cfg.noise_learner, cfg.seed, noise_views(cfg), state)
+                       cfg.noise_learner, cfg.seed, cfg.noise_rounds, noise_views(cfg), state)
     per_round = TRAIN_STEPS + -(-len(items) // NOISE_BATCH)
     total = cfg.noise_rounds * per_round
     while maker.state.rounds < cfg.noise_rounds:

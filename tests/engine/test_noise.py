@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -37,7 +38,7 @@ def _maker(seed: int = 0) -> NoiseMaker:
     x = torch.rand(24, 3, 16, 16, generator=generator)
     y = torch.arange(24) % 3
     budget = jnd_map(x).clamp(max=8 / 255)
-    return NoiseMaker(x, y, 3, budget, budget / 4, 4, "small", seed, lambda r: [grey_view])
+    return NoiseMaker(x, y, 3, budget, budget / 4, 4, "small", seed, 2, lambda r: [grey_view])
 
 
 def test_every_pixel_stays_within_its_bound_and_the_unit_range() -> None:
@@ -51,6 +52,19 @@ def test_every_pixel_stays_within_its_bound_and_the_unit_range() -> None:
     inside = ((maker.x > maker.budget) & (maker.x < 1 - maker.budget)).all(1, keepdim=True)
     spread = state.delta.amax(1, keepdim=True) - state.delta.amin(1, keepdim=True)
     assert spread[inside].abs().max() < 1e-6
+
+
+def test_the_learners_rate_falls_over_the_rounds() -> None:
+    from dune_gui.engine.noise import LEARNING_RATE, learning_rate
+
+    rates = [learning_rate(r, 15) for r in range(15)]
+    assert rates[0] == LEARNING_RATE and all(a > b > 0 for a, b in itertools.pairwise(rates))
+    maker = _maker()
+    seen = []
+    for _ in range(2):
+        maker.run_round(lambda done, total: None)
+        seen.append(maker.learner.optimisers[0].param_groups[0]["lr"])
+    assert seen == [learning_rate(0, 2), learning_rate(1, 2)]
 
 
 def test_the_steps_lower_the_learners_loss_on_the_true_class() -> None:
