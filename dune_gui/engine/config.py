@@ -204,7 +204,7 @@ class ProtectConfig:
     # (Huang et al., ICLR 2021; noise.py) makes each image's perturbation the easiest thing
     # to learn its own class by, for a network trained from scratch on the folder. At the
     # Invisible level's budget the second misled victims trained from scratch further
-    # (docs/research-log.md, twenty-ninth session) and needs no surrogates.
+    # (docs/research-log.md, twenty-ninth and thirtieth sessions) and needs no surrogates.
     spatial_objective: str = setting(
         "error-minimising", "Spatial objective", "targeted: steer every image toward "
         "another class through the surrogate ensemble (the published method); "
@@ -217,8 +217,7 @@ class ProtectConfig:
         15, "Noise rounds", "with error-minimising: rounds of training the learner and "
         "updating every image's perturbation; more fit the noise better, and each costs "
         "about one pass of the steps over the folder", "spatial", "int", minimum=1,
-        maximum=1000,
-        cli="--noise-rounds")
+        maximum=1000, cli="--noise-rounds")
     noise_learner: str = setting(
         "small", "Noise learner", "with error-minimising: the network trained from scratch "
         "that the noise is made to be learned by", "spatial", "choice",

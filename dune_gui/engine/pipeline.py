@@ -249,9 +249,9 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         x = folder.working[item.rel].float().div(255.0).unsqueeze(0).to(run.device)
         before, after = [], []
         if built.ensemble is not None:  # the error-minimising noise needs no surrogates
+            seen = small.unsqueeze(0).to(run.device)
             before = built.ensemble.predict_proba(x)[0].cpu().tolist()
-            after = built.ensemble.predict_proba(small.unsqueeze(0).to(run.device))[0
-                                                                                  ].tolist()
+            after = built.ensemble.predict_proba(seen)[0].cpu().tolist()
         field_map = expand_offsets(shown_offset.unsqueeze(0), *image.rgb.shape[:2])[0]
         out.append(PreviewImage(
             rel=item.rel, cls=classes[item.label],
