@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -92,7 +92,7 @@ from .surrogates import (
     surrogate_cache_path,
 )
 from .training import checkpoint_epochs
-from .views import FlipShiftView, JpegView, OneOfView, View, grey_view
+from .views import JpegView, OneOfView, View
 
 # Share of the colour search's cross-entropy scored on the grayscale view with `grey_robust`.
 GREY_VIEW_WEIGHT = 0.5
@@ -728,14 +728,10 @@ def noise_cached(run: Run, profile: Profile | None) -> bool:
 
 
 def noise_views(cfg: ProtectConfig) -> Callable[[int], list[View]]:
-    """The views a round's steps see the images through: as the targeted objective's
-    (spatial.SpatialPGD.views), the victim's flip and shift drawn afresh each round."""
-    def views(round_: int) -> list[View]:
-        out: list[View] = [grey_view] if cfg.grey_robust else []
-        if cfg.pgd_augment:
-            out.append(FlipShiftView(PGD_SHIFT, cfg.seed + round_))
-        return out
-    return views
+    """The views a round's steps see the images through: the targeted objective's
+    (SpatialPGD.views), the victim's flip and shift drawn afresh each round."""
+    attack = spatial_attack(cfg, torch.device("cpu"))  # its views do not depend on a device
+    return lambda round_: replace(attack, seed=cfg.seed + round_).views()
 
 
 def noise_bounds(cfg: ProtectConfig, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -800,7 +796,7 @@ def find_noise(run: Run, folder: FolderData, profile: Profile | None) -> SampleN
                        "accuracy": state.accuracy}, noise_cache_path(run, key))
     rounds_path.unlink(missing_ok=True)
     run.timings["noise"] = time.monotonic() - start
-    delta = levels.float() * (cfg.eps / NOISE_LEVELS)
+    delta = dequantised_noise(levels, cfg.eps)
     return SampleNoise({item.rel: delta[i] for i, item in enumerate(items)}, key,
                        state.accuracy)
 
@@ -810,6 +806,10 @@ def quantised_noise(delta: torch.Tensor, eps: float) -> torch.Tensor:
     x + delta stays between x and where the rounds left it, so within [0, 1])."""
     return (delta * (NOISE_LEVELS / eps)).trunc_().clamp_(-NOISE_LEVELS, NOISE_LEVELS
                                                          ).to(torch.int16)
+
+
+def dequantised_noise(levels: torch.Tensor, eps: float) -> torch.Tensor:
+    return levels.float() * (eps / NOISE_LEVELS)
 
 
 @dataclass
@@ -822,7 +822,7 @@ class StoredNoise:
 def read_noise(path: Path, eps: float) -> StoredNoise | None:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-        delta = data["levels"].float() * (eps / NOISE_LEVELS)
+        delta = dequantised_noise(data["levels"], eps)
         deltas = {rel: (digest, delta[i]) for i, (rel, digest)
                   in enumerate(zip(data["rels"], data["digests"], strict=True))}
         return StoredNoise(deltas, list(data["learner"]), [float(a) for a in data["accuracy"]])
@@ -859,7 +859,7 @@ def extend_noise(run: Run, folder: FolderData, stored: StoredNoise, key: str) ->
             x.to(run.device), y.to(run.device), len(folder.classes), budget.to(run.device),
             step.to(run.device), cfg.steps, cfg.noise_learner, cfg.seed, stored.learner,
             noise_views(cfg)(len(stored.accuracy))).cpu()
-        made = quantised_noise(made, cfg.eps).float() * (cfg.eps / NOISE_LEVELS)
+        made = dequantised_noise(quantised_noise(made, cfg.eps), cfg.eps)
         deltas.update({item.rel: made[i] for i, item in enumerate(new)})
     return SampleNoise(deltas, key, stored.accuracy)
 
