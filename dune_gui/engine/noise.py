@@ -35,8 +35,24 @@ from .views import View
 # The learner's training steps per round, of TRAIN_BATCH images each (Huang et al.'s 10).
 TRAIN_STEPS = 10
 TRAIN_BATCH = 128
-# Images per PGD batch, and per batch of the learner's accuracy check.
+# Pixels per PGD batch (and per batch of the learner's accuracy check): 256 images up to
+# 64 x 64, fewer as images grow, so that the activations the steps keep for their gradient
+# stay near the same size whatever the working resolution (256 photos at 128 px held
+# several GB). An image's steps do not depend on its batch's other images (the loss is
+# summed per image, the learner is in eval mode), only the draws of the views do.
 NOISE_BATCH = 256
+NOISE_BATCH_PIXELS = NOISE_BATCH * 64 * 64
+
+
+def noise_batch(height: int, width: int) -> int:
+    """Images per PGD batch at this working size."""
+    return max(1, min(NOISE_BATCH, NOISE_BATCH_PIXELS // (height * width)))
+
+
+def round_passes(images: int, steps: int) -> float:
+    """A round's work in image passes (a forward and backward pass counts three, as in
+    eta.py): the learner's training steps, every image's steps, then the accuracy check."""
+    return 3.0 * TRAIN_STEPS * TRAIN_BATCH + images * (3.0 * steps + 1)
 # The learner's SGD rate in the first round, falling on a cosine over the rounds: at a
 # constant rate (the screen's, docs/research-log.md, twenty-ninth session) the learner
 # was unsteady in the last rounds, right on 41% of the images after the 15th where it had
@@ -95,14 +111,15 @@ class NoiseMaker:
     def net(self) -> torch.nn.Module:
         return self.learner.nets[0]
 
-    def run_round(self, tick: Callable[[int, int], None]) -> NoiseState:
+    def run_round(self, tick: Callable[[float], None]) -> NoiseState:
         """One round: the learner trains, then every image's perturbation descends its
-        loss. `tick(done, total)` after each step and batch (it may raise to cancel: the
-        state of the last finished round stands)."""
+        loss. `tick(passes)` after each training step and each PGD step of a batch, with the
+        image passes of the round done so far (of `round_passes`; it may raise to cancel:
+        the state of the last finished round stands)."""
         x, y, n = self.x, self.y, len(self.y)
         delta = self.state.delta.clone()
-        batches = -(-n // NOISE_BATCH)
-        total = TRAIN_STEPS + batches
+        batch = noise_batch(*x.shape[-2:])
+        trained = 3.0 * TRAIN_STEPS * TRAIN_BATCH
         for optimiser in self.learner.optimisers:
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(self.state.rounds, self.rounds)
@@ -115,16 +132,22 @@ class NoiseMaker:
                                          y[idx])
             loss.backward()
             self.learner.learn()
-            tick(i + 1, total)
+            tick(3.0 * (i + 1) * TRAIN_BATCH)
         self.net.eval()
         views = self.views(self.state.rounds)
-        for b in range(batches):
-            part = slice(b * NOISE_BATCH, (b + 1) * NOISE_BATCH)
+        for start in range(0, n, batch):
+            part = slice(start, start + batch)
+            size = len(y[part])
+
+            def stepped(t: int, _: torch.Tensor, start: int = start, size: int = size) -> None:
+                tick(trained + 3.0 * self.steps * start + 3.0 * t * size)
+
             delta[part] = self.descend(x[part], y[part], delta[part], self.budget[part],
-                                       self.step[part], views)
-            tick(TRAIN_STEPS + b + 1, total)
+                                       self.step[part], views, stepped)
+        parts = [slice(start, start + batch) for start in range(0, n, batch)]
         right = sum(int((self.predict((x[part] + delta[part]).clamp(0, 1)) == y[part]).sum())
-                    for part in (slice(b, b + NOISE_BATCH) for b in range(0, n, NOISE_BATCH)))
+                    for part in parts)
+        tick(round_passes(n, self.steps))
         self.state = NoiseState(
             delta, [{k: v.clone() for k, v in net.state_dict().items()}
                     for net in self.learner.nets],
@@ -133,14 +156,14 @@ class NoiseMaker:
         return self.state
 
     def descend(self, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
-                budget: torch.Tensor, step: torch.Tensor, views: Sequence[View]
-                ) -> torch.Tensor:
+                budget: torch.Tensor, step: torch.Tensor, views: Sequence[View],
+                on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
         """The perturbations of one batch after `steps` sign steps down the learner's loss
         on the true classes, within the bound."""
         lower = (x - budget).clamp(0, 1)
         upper = (x + budget).clamp(0, 1)
         protected = sign_pgd((x + delta).clamp(0, 1), lambda v: self.loss(v, y), lower, upper,
-                             step, self.steps, minimise=True, views=views)
+                             step, self.steps, minimise=True, views=views, on_step=on_step)
         return protected - x
 
     def loss(self, v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -165,7 +188,8 @@ def noise_for_new_images(x: torch.Tensor, y: torch.Tensor, classes: int,
         net.load_state_dict(saved)
     maker.net.eval()
     out = torch.zeros_like(x)
-    for b in range(0, len(y), NOISE_BATCH):
-        part = slice(b, b + NOISE_BATCH)
+    batch = noise_batch(*x.shape[-2:])
+    for b in range(0, len(y), batch):
+        part = slice(b, b + batch)
         out[part] = maker.descend(x[part], y[part], out[part], budget[part], step[part], views)
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -68,12 +69,12 @@ from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
 from .models import multiply_accumulates
 from .noise import (
-    NOISE_BATCH,
     TRAIN_BATCH,
     TRAIN_STEPS,
     NoiseMaker,
     NoiseState,
     noise_for_new_images,
+    round_passes,
 )
 from .profile import ImageRecord, ManifestWriter, Profile
 from .progress import Reporter
@@ -772,14 +773,18 @@ def find_noise(run: Run, folder: FolderData, profile: Profile | None) -> SampleN
     maker = NoiseMaker(x.to(run.device), y.to(run.device), len(folder.classes),
                        budget.to(run.device), step.to(run.device), cfg.steps,
                        cfg.noise_learner, cfg.seed, cfg.noise_rounds, noise_views(cfg), state)
-    per_round = TRAIN_STEPS + -(-len(items) // NOISE_BATCH)
-    total = cfg.noise_rounds * per_round
+    # progress counted in images worked (a training step counts as the images whose steps
+    # cost as much), so that the share done, and the run's estimate, follows the time spent
+    per_image = 3.0 * cfg.steps + 1
+    per_round = round_passes(len(items), cfg.steps) / per_image
+    total = math.ceil(cfg.noise_rounds * per_round)
     while maker.state.rounds < cfg.noise_rounds:
         done = maker.state.rounds
 
-        def tick(step_done: int, _: int, done: int = done) -> None:
+        def tick(passes: float, done: int = done) -> None:
             rep.check_cancel()
-            rep.stage("noise", done * per_round + step_done, total, f"round {done + 1}")
+            rep.stage("noise", min(total, int(done * per_round + passes / per_image)), total,
+                      f"round {done + 1} of {cfg.noise_rounds}")
 
         state = maker.run_round(tick)
         atomic_torch_save({"delta": state.delta.cpu(), "learner": state.learner,

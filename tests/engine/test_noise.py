@@ -44,7 +44,7 @@ def _maker(seed: int = 0) -> NoiseMaker:
 def test_every_pixel_stays_within_its_bound_and_the_unit_range() -> None:
     maker = _maker()
     for _ in range(2):
-        state = maker.run_round(lambda done, total: None)
+        state = maker.run_round(lambda passes: None)
     assert (state.delta.abs() <= maker.budget + 1e-7).all()
     protected = maker.x + state.delta
     assert protected.min() >= 0 and protected.max() <= 1
@@ -52,6 +52,33 @@ def test_every_pixel_stays_within_its_bound_and_the_unit_range() -> None:
     inside = ((maker.x > maker.budget) & (maker.x < 1 - maker.budget)).all(1, keepdim=True)
     spread = state.delta.amax(1, keepdim=True) - state.delta.amin(1, keepdim=True)
     assert spread[inside].abs().max() < 1e-6
+
+
+def test_a_rounds_progress_rises_to_its_whole_work() -> None:
+    from dune_gui.engine.noise import round_passes
+
+    maker = _maker()
+    seen: list[float] = []
+    maker.run_round(seen.append)
+    # a tick per training step and per PGD step of each batch, never backwards
+    assert all(a <= b for a, b in itertools.pairwise(seen)) and len(seen) > 10 + maker.steps
+    assert seen[-1] == round_passes(len(maker.y), maker.steps)
+
+
+def test_an_images_steps_do_not_depend_on_its_batch() -> None:
+    from dune_gui.engine.noise import NOISE_BATCH, noise_batch
+
+    # the batch shrinks as images grow (memory), so a photo's noise must not depend on it
+    assert noise_batch(32, 32) == NOISE_BATCH and noise_batch(128, 128) < NOISE_BATCH
+    assert noise_batch(4000, 4000) >= 1
+    maker = _maker()
+    maker.run_round(lambda passes: None)
+    x, y, zero = maker.x, maker.y, torch.zeros_like(maker.x)
+    together = maker.descend(x, y, zero, maker.budget, maker.step, [grey_view])
+    apart = torch.cat([maker.descend(x[i:i + 5], y[i:i + 5], zero[i:i + 5],
+                                     maker.budget[i:i + 5], maker.step[i:i + 5], [grey_view])
+                       for i in range(0, len(y), 5)])
+    assert torch.equal(together, apart)
 
 
 def test_the_learners_rate_falls_over_the_rounds() -> None:
@@ -62,14 +89,14 @@ def test_the_learners_rate_falls_over_the_rounds() -> None:
     maker = _maker()
     seen = []
     for _ in range(2):
-        maker.run_round(lambda done, total: None)
+        maker.run_round(lambda passes: None)
         seen.append(maker.learner.optimisers[0].param_groups[0]["lr"])
     assert seen == [learning_rate(0, 2), learning_rate(1, 2)]
 
 
 def test_the_steps_lower_the_learners_loss_on_the_true_class() -> None:
     maker = _maker()
-    maker.run_round(lambda done, total: None)  # a learner that has trained a little
+    maker.run_round(lambda passes: None)  # a learner that has trained a little
     x, y = maker.x, maker.y
     before = maker.loss(x, y)
     moved = maker.descend(x, y, torch.zeros_like(x), maker.budget, maker.step, [grey_view])
