@@ -18,6 +18,7 @@ from .config import (
     ColourConstraints,
     ProtectConfig,
     Setting,
+    unused_settings,
 )
 from .cpu_memory import keep_cpu_memory
 from .data import FolderError, FolderScan, ImageError, SkippedFile, load_thumbnail, scan_folder
@@ -127,5 +128,6 @@ __all__ = [
     "protect",
     "resolve_device",
     "scan_folder",
+    "unused_settings",
     "warm_up",
 ]

@@ -61,6 +61,9 @@ class Setting:
     # remembers it as a choice nor writes it into the settings files it saves (the CLI's
     # --save-config keeps it: shards on several machines share one cache folder)
     machine: bool = False
+    # the ProtectConfig property (USE_REASONS) without which the setting changes nothing:
+    # a form greys it out, and says why, while the other settings leave it unused
+    used_when: str | None = None
 
     @property
     def has_legacy(self) -> bool:
@@ -166,25 +169,27 @@ class ProtectConfig:
     eps: float = setting(
         8 / 255, "Budget (eps)", "largest change of any pixel by the spatial perturbation; "
         "more protects more and is more visible as grain on flat areas", "spatial", "budget",
-        minimum=0.5 / 255, maximum=1.0, cli="--eps")
+        minimum=0.5 / 255, maximum=1.0, cli="--eps", used_when="uses_spatial")
     step_size: float = setting(
         2 / 255, "Step size", "PGD step; steps x step size must reach eps or the budget is "
         "not used (eps / 16 at 30 steps, eps / 4 at 10)", "spatial", "budget",
-        minimum=0.01 / 255, maximum=1.0, cli="--step-size")
+        minimum=0.01 / 255, maximum=1.0, cli="--step-size", used_when="uses_spatial")
     jnd_budget: float = setting(
         0.95, "Perceptual budget", "0: every pixel may change by up to eps (the paper's); "
         "above 0: each pixel may change by at most this many just-noticeable changes of the "
         "original at that place (and never more than eps), so the perturbation goes where "
         "the picture is busy or dark and stays off flat sky, skin and backdrops; lower is "
         "less visible and protects less", "spatial", "float", minimum=0.0, maximum=20.0,
-        cli="--jnd-budget", legacy=0.0)
+        cli="--jnd-budget", legacy=0.0, used_when="uses_spatial")
     steps: int = setting(
         10, "Steps", "PGD steps: more fit the perturbation better and cost proportionally "
-        "more time", "spatial", "int", minimum=1, maximum=1000, cli="--steps")
+        "more time", "spatial", "int", minimum=1, maximum=1000, cli="--steps",
+        used_when="uses_spatial")
     label_offset: int = setting(
         0, "Label shift", "class y is steered toward class (y + s) mod K; 0 = auto (3, or 1 "
         "when 3 is a multiple of the number of classes); must not be a multiple of K",
-        "method", "int", minimum=0, maximum=9999, cli="--offset", zero_means="auto")
+        "method", "int", minimum=0, maximum=9999, cli="--offset", zero_means="auto",
+        used_when="uses_target_classes")
     # Optimise both branches also through a grayscale view of the images, so the protection
     # survives an adversary who trains on grayscale copies (the defence that strips the most
     # of a colour shortcut).
@@ -198,7 +203,7 @@ class ProtectConfig:
         True, "Optimise through flips and shifts", "each PGD step sees the image through a "
         "random flip and a small shift, as a model's training does, so the perturbation keeps "
         "working on what the model sees; same run time", "method", "bool",
-        cli="--pgd-augment", legacy=False)
+        cli="--pgd-augment", legacy=False, used_when="uses_spatial")
     # What the spatial perturbation is made to do. DUNE's own objective steers each image
     # toward its shifted class through the surrogate ensemble; error-minimising noise
     # (Huang et al., ICLR 2021; noise.py) makes each image's perturbation the easiest thing
@@ -212,16 +217,16 @@ class ProtectConfig:
         "folder learns its class by, so that it learns little from the pictures themselves "
         "(no surrogates needed; the whole folder is worked together, in rounds)",
         "spatial", "choice", choices=SPATIAL_OBJECTIVES, cli="--spatial-objective",
-        legacy="targeted")
+        legacy="targeted", used_when="uses_spatial")
     noise_rounds: int = setting(
         15, "Noise rounds", "with error-minimising: rounds of training the learner and "
         "updating every image's perturbation; more fit the noise better, and each costs "
         "about one pass of the steps over the folder", "spatial", "int", minimum=1,
-        maximum=1000, cli="--noise-rounds")
+        maximum=1000, cli="--noise-rounds", used_when="uses_noise")
     noise_learner: str = setting(
         "small", "Noise learner", "with error-minimising: the network trained from scratch "
         "that the noise is made to be learned by", "spatial", "choice",
-        choices=SHORTCUT_LEARNER_NAMES, cli="--noise-learner")
+        choices=SHORTCUT_LEARNER_NAMES, cli="--noise-learner", used_when="uses_noise")
     # The aimed class pattern (class_patterns.py): the one branch that moves a network
     # pretrained on ImageNet and fine-tuned or probed on the folder; off unless chosen.
     pattern_eps: float = setting(
@@ -234,14 +239,15 @@ class ProtectConfig:
     pattern_steps: int = setting(
         300, "Pattern steps", "optimisation steps of the class patterns (each on a batch of "
         "the folder's images); more fit them better and cost proportionally more time",
-        "pattern", "int", minimum=1, maximum=100000, cli="--pattern-steps")
+        "pattern", "int", minimum=1, maximum=100000, cli="--pattern-steps",
+        used_when="uses_pattern")
     # An adversary who JPEG-compresses the photos before training erases a pattern made
     # without this view (docs/research-log.md, twentieth session).
     pattern_jpeg: bool = setting(
         False, "Survive JPEG", "make the class patterns also through a JPEG-compressed view "
         "(quality 10, on part of the steps), so that a model trained on recompressed copies "
         "still learns them; about the same run time", "pattern", "bool", cli="--pattern-jpeg",
-        legacy=False)
+        legacy=False, used_when="uses_pattern")
     # A network trained from scratch on the scraped photos learns whatever separates the
     # classes most easily; the aim alone leaves it far above chance (docs/research-log.md,
     # twenty-fourth session). This term makes the patterns also the easiest thing for such
@@ -254,7 +260,7 @@ class ProtectConfig:
         "against models trained from scratch on your folder; the patterns take longer "
         "to make",
         "pattern", "float", minimum=0.0, maximum=100.0, cli="--pattern-shortcut",
-        legacy=0.0)
+        legacy=0.0, used_when="uses_pattern")
     # One learner made patterns that a ResNet-18 trained from scratch took up only in
     # part; a `vgg` learner beside it carried them further, a `resnet18` one did not
     # (docs/research-log.md, twenty-seventh session), at a longer pattern stage.
@@ -264,13 +270,13 @@ class ProtectConfig:
         "more kinds of model trained from scratch, and each one adds to the time the "
         "patterns take",
         "pattern", "names", choices=SHORTCUT_LEARNER_NAMES, cli="--pattern-learners",
-        legacy=("small",), default_factory=lambda: ("small",))
+        legacy=("small",), default_factory=lambda: ("small",), used_when="uses_shortcut")
     pattern_networks: tuple[str, ...] = setting(
         None, "Aimed at", "the ImageNet-pretrained networks (weights as trained on ImageNet, "
         "never fine-tuned on your folder) the class patterns are aimed through; more "
         "transfer better to other pretrained models and cost proportionally more time",
         "pattern", "names", choices=PATTERN_NETWORK_NAMES, cli="--pattern-networks",
-        default_factory=lambda: PATTERN_NETWORKS)
+        default_factory=lambda: PATTERN_NETWORKS, used_when="uses_pattern")
     # Surrogate ensemble: every architecture contributes `checkpoints` evenly spaced
     # checkpoints of one training run of `epochs` epochs.
     architectures: tuple[str, ...] = setting(
@@ -279,13 +285,13 @@ class ProtectConfig:
         f"{AUTO_ENSEMBLE}: {AUTO_ENSEMBLE_HELP}",
         "ensemble", "names", choices=ARCHITECTURE_NAMES, cli="--ensemble",
         alone=(AUTO_ENSEMBLE,), follows_profile=True,
-        default_factory=lambda: (AUTO_ENSEMBLE,))
+        default_factory=lambda: (AUTO_ENSEMBLE,), used_when="uses_ensemble")
     # Two, not three: four members protected as well as six on CIFAR (docs/performance.md,
     # eighth and tenth sessions) in two thirds of the perturbation time.
     checkpoints: int = setting(
         2, "Checkpoints each", "checkpoints kept per architecture, spread over training; "
         "each is one more ensemble member (time grows with the count)", "ensemble", "int",
-        minimum=1, maximum=50, cli="--checkpoints")
+        minimum=1, maximum=50, cli="--checkpoints", used_when="uses_ensemble")
     # Auto trains small folders of small images longer and large ones shorter: a surrogate
     # that has seen too few images in all makes a weak perturbation, one trained far longer
     # no stronger one (docs/research-log.md, ninth and tenth sessions).
@@ -296,45 +302,46 @@ class ProtectConfig:
         f"{PHOTO_SURROGATE_EPOCHS}, for pretrained networks alone "
         f"{PRETRAINED_SURROGATE_EPOCHS}; time grows in proportion; trained once per folder "
         "and cached", "ensemble", "int", minimum=0, maximum=1000, cli="--epochs",
-        zero_means="auto", follows_profile=True)
+        zero_means="auto", follows_profile=True, used_when="uses_ensemble")
     surrogate_files: tuple[str, ...] = setting(
         None, "Surrogate files", "extra surrogates: state dicts, TorchScript or ONNX files "
         "(never unpickled code); ONNX joins the colour search only", "ensemble", "files",
-        cli="--surrogate", default_factory=tuple)
+        cli="--surrogate", default_factory=tuple, used_when="uses_ensemble")
     working_size: int = setting(
-        0, "Working size", "resolution the surrogates work at; 0 = auto: small images at "
-        "their own size, photos at 224 px on a GPU and 128 px on a CPU. Larger follows the "
+        0, "Working size", "resolution the perturbations are made at (by the surrogates, "
+        "the noise's learner and the class pattern); 0 = auto: small images at their own "
+        "size, photos at 224 px on a GPU and 128 px on a CPU. Larger follows the "
         "photo's detail more closely and costs (size / 32)^2 times the time; outputs always "
-        "keep their own size", "ensemble", "int", minimum=0, maximum=512,
+        "keep their own size", "method", "int", minimum=0, maximum=512,
         cli="--working-size", zero_means="auto", follows_profile=True)
     # Colour branch (particle swarm) and its perceptual limits.
     psnr_min: float = setting(
         36.0, "PSNR at least", "lowest PSNR an image may have after the colour offset, dB; "
         "higher is less visible and a weaker colour shortcut", "colour", "float",
-        minimum=0.0, maximum=100.0, cli="--psnr-min")
+        minimum=0.0, maximum=100.0, cli="--psnr-min", used_when="uses_colour")
     ssim_min: float = setting(
         0.98, "SSIM at least", "lowest SSIM after the colour offset; higher is less visible",
-        "colour", "float", minimum=0.0, maximum=1.0, cli="--ssim-min")
+        "colour", "float", minimum=0.0, maximum=1.0, cli="--ssim-min", used_when="uses_colour")
     delta_e_max: float = setting(
         1.0, "Colour difference at most", "largest mean CIEDE2000 colour difference "
         "(about 1 is just noticeable side by side, 2-3 where people notice a cast)",
-        "colour", "float", minimum=0.0, maximum=100.0, cli="--delta-e-max")
+        "colour", "float", minimum=0.0, maximum=100.0, cli="--delta-e-max", used_when="uses_colour")
     colour_headroom: bool = setting(
         True, "Soft colour shift", "scale each pixel's colour shift by the room it has "
         "before black or white, so no pixel is clipped (a clipped shift leaves flat patches "
         "on dark and bright areas); off: the paper's plain shift", "colour", "bool",
-        cli="--colour-headroom", legacy=False)
+        cli="--colour-headroom", legacy=False, used_when="uses_colour")
     particles: int = setting(
         10, "Swarm particles", "candidates per step of the colour search; more search "
         "better and cost proportionally more time", "colour", "int", minimum=1, maximum=1000,
-        cli="--particles")
+        cli="--particles", used_when="uses_colour")
     iterations: int = setting(
         10, "Swarm iterations", "steps of the colour search; more search better and cost "
         "proportionally more time", "colour", "int", minimum=1, maximum=1000,
-        cli="--iterations")
+        cli="--iterations", used_when="uses_colour")
     colour_sample: int = setting(
         32, "Colour sample", "images per class the colour search scores each candidate on",
-        "colour", "int", minimum=1, maximum=100000, cli="--colour-sample")
+        "colour", "int", minimum=1, maximum=100000, cli="--colour-sample", used_when="uses_colour")
     colour_bound: float = setting(
         0.05, "Colour bound", "largest colour offset per channel the search considers (0..1)",
         "colour", "float", minimum=0.0, maximum=1.0, gui=False)
@@ -351,7 +358,7 @@ class ProtectConfig:
         2, "Colour pattern", "1: one colour cast per class (the paper's); G: a G x G field of "
         "casts blended across the image, like uneven lighting: a stronger shortcut, slightly "
         "more distortion at the same limits", "colour", "int", minimum=1, maximum=8,
-        cli="--colour-grid", legacy=1)
+        cli="--colour-grid", legacy=1, used_when="uses_colour")
     # Output.
     format: str = setting(
         "png", "Format", "png: lossless, keeps the protection exactly; keep: the source "
@@ -375,13 +382,14 @@ class ProtectConfig:
         maximum=2**31 - 1, cli="--seed")
     batch_size: int = setting(
         64, "Batch size", "images per PGD batch; larger is faster on a GPU and needs more "
-        "memory", "run", "int", minimum=1, maximum=65536, cli="--batch-size")
+        "memory", "run", "int", minimum=1, maximum=65536, cli="--batch-size",
+        used_when="uses_targeted")
     train_batch_size: int = setting(
         128, "Training batch size", "images per surrogate training step", "run", "int",
-        minimum=1, maximum=65536, gui=False)
+        minimum=1, maximum=65536, gui=False, used_when="uses_ensemble")
     learning_rate: float = setting(
         0.05, "Learning rate", "peak learning rate of surrogate training", "run", "float",
-        minimum=0.0, maximum=10.0, gui=False)
+        minimum=0.0, maximum=10.0, gui=False, used_when="uses_ensemble")
     max_pixels: int = setting(
         100_000_000, "Pixel limit", "larger images are skipped (a decompression-bomb guard)",
         "run", "int", minimum=1, maximum=10**12, cli="--max-pixels", method=False, gui=False)
@@ -430,9 +438,14 @@ class ProtectConfig:
         return self.uses_spatial and self.spatial_objective == ERROR_MINIMISING
 
     @property
+    def uses_targeted(self) -> bool:
+        """The spatial branch is DUNE's targeted PGD through the ensemble (spatial.py)."""
+        return self.uses_spatial and not self.uses_noise
+
+    @property
     def uses_ensemble(self) -> bool:
         """Some branch needs the surrogate ensemble (targeted PGD or the colour search)."""
-        return self.uses_colour or (self.uses_spatial and not self.uses_noise)
+        return self.uses_colour or self.uses_targeted
 
     @property
     def uses_colour(self) -> bool:
@@ -441,6 +454,17 @@ class ProtectConfig:
     @property
     def uses_pattern(self) -> bool:
         return self.pattern_eps > 0
+
+    @property
+    def uses_target_classes(self) -> bool:
+        """Some branch steers each class toward another (the label shift's classes): the
+        ensemble's or the class pattern's; error-minimising noise keeps the true class."""
+        return self.uses_ensemble or self.uses_pattern
+
+    @property
+    def uses_shortcut(self) -> bool:
+        """The class patterns are also made to be learned by networks trained from scratch."""
+        return self.uses_pattern and self.pattern_shortcut > 0
 
     @property
     def colour(self) -> ColourConstraints:
@@ -519,6 +543,35 @@ SETTINGS: tuple[Setting, ...] = tuple(
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 DEFAULTS = ProtectConfig(input_dir=Path("."), output_dir=Path("."))
 MACHINE_SETTINGS = frozenset(s.name for s in SETTINGS if s.machine)
+
+# Why a setting is unused while the property its row names (Setting.used_when) is false.
+USE_REASONS = {
+    "uses_spatial": "the mode has no spatial perturbation",
+    "uses_targeted": "the spatial objective is error-minimising or the mode has no spatial "
+                     "perturbation",
+    "uses_noise": "the spatial objective is not error-minimising",
+    "uses_ensemble": "no surrogate ensemble is trained at these settings (no colour branch, "
+                     "and an error-minimising or no spatial perturbation)",
+    "uses_colour": "the mode has no colour branch",
+    "uses_pattern": "the class pattern is off (its budget is 0)",
+    "uses_shortcut": "the class pattern or its shortcut weight is off",
+    "uses_target_classes": "nothing is steered toward another class at these settings (the "
+                           "error-minimising noise keeps each image's own class)",
+}
+# the settings that decide which branches run (the uses_* properties read only these)
+_BRANCH_SETTINGS = ("mode", "spatial_objective", "pattern_eps", "pattern_shortcut")
+
+
+def unused_settings(values: dict[str, Any]) -> dict[str, str]:
+    """The settings that change nothing under `values` (ProtectConfig keyword arguments,
+    possibly mid-edit), each with a one-line reason, for a form to grey out."""
+    try:
+        config = dataclasses.replace(
+            DEFAULTS, **{k: values[k] for k in _BRANCH_SETTINGS if k in values})
+    except (TypeError, ValueError):  # a combination no run accepts: leave every row open
+        return {}
+    return {s.name: USE_REASONS[s.used_when] for s in SETTINGS
+            if s.used_when is not None and not getattr(config, s.used_when)}
 
 
 def resolve_architectures(architectures: tuple[str, ...], working_size: int

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import DEFAULTS, SETTINGS, Setting
+from ..engine import DEFAULTS, SETTINGS, Setting, unused_settings
 
 GROUP_TITLES = {"spatial": "Spatial perturbation", "method": "Method",
                 "pattern": "Class pattern (against pretrained models)",
@@ -174,16 +174,26 @@ def write_widget(s: Setting, widget: QWidget, value: Any) -> None:
         widget.setValue(float(value) * (255 if s.kind == "budget" else 1))
 
 
+def changed_signals(widget: QWidget) -> list[Any]:
+    """The signals a setting's widget emits when the user changes its value."""
+    return [getattr(widget, name) for name in ("valueChanged", "currentIndexChanged",
+                                               "toggled", "textChanged")
+            if hasattr(widget, name)]
+
+
 class SettingsForm(QWidget):
     """Every setting of the table marked for the GUI, grouped. `values()` returns
     ProtectConfig keyword arguments; settings the form does not show pass through
-    `set_values` unchanged."""
+    `set_values` unchanged. A setting the others leave unused (the ensemble's when no
+    surrogate is trained, the noise's with the targeted objective) is greyed out, and its
+    tooltip says why."""
 
     def __init__(self, choice_tips: dict[str, str] | None = None,
                  choice_labels: dict[str, dict[Any, str]] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.widgets: dict[str, QWidget] = {}
+        self.labels: dict[str, QWidget | None] = {}  # each row's label (none for a checkbox)
         self.settings = {s.name: s for s in SETTINGS if s.gui}
         self._hidden: dict[str, Any] = {}
         layout = QVBoxLayout(self)
@@ -202,7 +212,23 @@ class SettingsForm(QWidget):
                         widget.setItemText(index, text)
             self.widgets[s.name] = widget
             forms[s.group].addRow("" if s.kind == "bool" else s.label, widget)
+            self.labels[s.name] = forms[s.group].labelForField(widget)
         self.set_values(DEFAULTS.to_dict())
+        for widget in self.widgets.values():
+            for signal in changed_signals(widget):
+                signal.connect(self.grey_unused)
+        self.grey_unused()
+
+    def grey_unused(self) -> None:
+        """Enable the settings these values use, grey out (and explain) the others."""
+        unused = unused_settings(self.values())
+        for name, widget in self.widgets.items():
+            s, why = self.settings[name], unused.get(name)
+            widget.setEnabled(why is None)
+            if self.labels.get(name) is not None:
+                self.labels[name].setEnabled(why is None)
+            widget.setToolTip(f"{s.label}: {s.help}" if why is None
+                              else f"{s.label}: not used now: {why}. {s.help}")
 
     def values(self) -> dict[str, Any]:
         out = dict(self._hidden)

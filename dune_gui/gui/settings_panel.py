@@ -25,7 +25,7 @@ from ..engine import (
     PRESETS,
     preset_of,
 )
-from .settings_form import SettingsForm
+from .settings_form import SettingsForm, changed_signals
 
 CUSTOM = "custom"
 
@@ -72,9 +72,8 @@ class SettingsPanel(QWidget):
 
         self.preset.currentIndexChanged.connect(self._apply_preset)
         for widget in self.form.widgets.values():
-            for signal in ("valueChanged", "currentIndexChanged", "toggled"):
-                if hasattr(widget, signal):
-                    getattr(widget, signal).connect(self._sync_preset)
+            for signal in changed_signals(widget):
+                signal.connect(self._sync_preset)
         self.select_preset(DEFAULT_PRESET)
 
     # ---- the plain choice ------------------------------------------------------------

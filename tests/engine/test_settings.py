@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dune_gui.cli import build_parser, config_from_args
-from dune_gui.engine import ARCHITECTURES, DEFAULTS, SETTINGS, ProtectConfig
+from dune_gui.engine import ARCHITECTURES, DEFAULTS, PRESETS, SETTINGS, ProtectConfig
 from dune_gui.engine.config import (
     ARCHITECTURE_NAMES,
     AUTO_ENSEMBLE,
@@ -203,3 +203,27 @@ def test_portable_settings_files_leave_out_the_machines_own_settings(tmp_path: P
     assert ProtectConfig.load(path).cache_dir is None
     config.save(path)
     assert ProtectConfig.load(path).cache_dir == tmp_path / "cache"
+
+
+def test_a_setting_is_unused_only_where_its_branch_is_off() -> None:
+    from dune_gui.engine import unused_settings
+    from dune_gui.engine.config import USE_REASONS
+
+    for s in SETTINGS:  # every row names a real property, with a reason for the form
+        if s.used_when is not None:
+            assert isinstance(getattr(ProtectConfig, s.used_when), property), s.name
+            assert s.used_when in USE_REASONS, s.name
+    invisible = unused_settings(PRESETS["invisible"].values)
+    # error-minimising noise trains no surrogates and steers no class elsewhere
+    assert {"architectures", "epochs", "checkpoints", "label_offset", "psnr_min",
+            "batch_size"} <= set(invisible)
+    assert not {"eps", "steps", "noise_rounds", "working_size", "seed"} & set(invisible)
+    standard = unused_settings(PRESETS["standard"].values)
+    assert {"noise_rounds", "noise_learner", "pattern_steps"} <= set(standard)
+    assert not {"architectures", "psnr_min", "label_offset", "batch_size"} & set(standard)
+    pretrained = unused_settings(PRESETS["pretrained"].values)
+    assert not {"pattern_steps", "pattern_learners", "pattern_networks"} & set(pretrained)
+    # a combination no run accepts mid-edit greys nothing out
+    assert unused_settings({"mode": "pattern", "pattern_eps": 0.0}) == {}
+    # the reasons read as one line
+    assert all("\n" not in why for why in invisible.values())

@@ -157,3 +157,25 @@ def test_the_auto_ensemble_stands_alone_in_the_form(qtbot, settings_store: QSett
     box.boxes["auto"].setChecked(True)
     assert box.value() == ("auto",)
     assert "pretrained" in box.boxes["auto"].toolTip()
+
+
+def test_settings_the_level_leaves_unused_are_greyed_out_and_say_why(
+        qtbot, settings_store: QSettings) -> None:
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    panel = window.settings_panel
+    form = panel.form
+    panel.select_preset("invisible")  # error-minimising noise: no surrogates are trained
+    ensemble = form.widgets["architectures"]
+    assert not ensemble.isEnabled() and not form.labels["architectures"].isEnabled()
+    assert "not used now" in ensemble.toolTip()
+    assert form.widgets["noise_rounds"].isEnabled()
+    assert form.widgets["working_size"].isEnabled()
+    panel.select_preset("standard")  # targeted PGD and a colour cast through the ensemble
+    assert ensemble.isEnabled() and "not used now" not in ensemble.toolTip()
+    assert not form.widgets["noise_rounds"].isEnabled()
+    # a change of one setting is followed at once: the spatial objective back to noise
+    objective = form.widgets["spatial_objective"]
+    objective.setCurrentIndex(objective.findData("error-minimising"))
+    assert form.widgets["noise_rounds"].isEnabled()
+    assert ensemble.isEnabled()  # the colour branch still trains the ensemble
