@@ -37,22 +37,13 @@ TRAIN_STEPS = 10
 TRAIN_BATCH = 128
 # Pixels per PGD batch (and per batch of the learner's accuracy check): 256 images up to
 # 64 x 64, fewer as images grow, so that the activations the steps keep for their gradient
-# stay near the same size whatever the working resolution (256 photos at 128 px held
-# several GB). An image's steps do not depend on its batch's other images (the loss is
+# stay near the same size whatever the working resolution: at 128 px a quarter of the
+# batch took a third of the memory and less time (docs/performance.md, thirty-first
+# session). An image's steps do not depend on its batch's other images (the loss is
 # summed per image, the learner is in eval mode), only the draws of the views do.
 NOISE_BATCH = 256
 NOISE_BATCH_PIXELS = NOISE_BATCH * 64 * 64
 
-
-def noise_batch(height: int, width: int) -> int:
-    """Images per PGD batch at this working size."""
-    return max(1, min(NOISE_BATCH, NOISE_BATCH_PIXELS // (height * width)))
-
-
-def round_passes(images: int, steps: int) -> float:
-    """A round's work in image passes (a forward and backward pass counts three, as in
-    eta.py): the learner's training steps, every image's steps, then the accuracy check."""
-    return 3.0 * TRAIN_STEPS * TRAIN_BATCH + images * (3.0 * steps + 1)
 # The learner's SGD rate in the first round, falling on a cosine over the rounds: at a
 # constant rate (the screen's, docs/research-log.md, twenty-ninth session) the learner
 # was unsteady in the last rounds, right on 41% of the images after the 15th where it had
@@ -64,6 +55,17 @@ LEARNING_RATE = 0.1
 def learning_rate(round_: int, rounds: int) -> float:
     """The learner's rate in round `round_` (from 0) of `rounds`."""
     return LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * round_ / rounds))
+
+
+def noise_batch(height: int, width: int) -> int:
+    """Images per PGD batch at this working size."""
+    return max(1, min(NOISE_BATCH, NOISE_BATCH_PIXELS // (height * width)))
+
+
+def round_passes(images: int, steps: int) -> float:
+    """A round's work in image passes (a forward and backward pass counts three, as in
+    eta.py): the learner's training steps, every image's steps, then the accuracy check."""
+    return 3.0 * TRAIN_STEPS * TRAIN_BATCH + images * (3.0 * steps + 1)
 
 
 @dataclass
