@@ -61,8 +61,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "Changes kept below what people notice: every picture gets a faint grain of its "
            "own that follows its texture, stays off flat areas and leaves the colours "
            "alone, made to be what a model trained on your folder learns instead of the "
-           "pictures. Strong JPEG compression washes it out, and models pretrained on "
-           "photos see through it.",
+           "pictures. Strong JPEG compression washes it out, and on photos it does not yet "
+           "hold: models trained on them, pretrained or not, learn through it.",
            {**INVISIBLE, **NO_PATTERN}),
     Preset("standard", "Standard (the paper's)",
            "The published method's limits: grain on flat areas and a colour cast you can "
@@ -76,7 +76,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "grayscale; a network pretrained on photos still learns through it.",
            {**PAPER, "mode": "dune", "eps": 16 / 255, "step_size": 1 / 255,
             "colour_grid": 2, **NO_PATTERN}),
-    # The Invisible level plus the aimed class pattern (class_patterns.py): the only change
+    # A grain below notice (the targeted steps it was measured with, at one just-noticeable
+    # change) plus the aimed class pattern (class_patterns.py): the only change
     # measured to move a network pretrained on ImageNet and fine-tuned or probed on the
     # photos. Its bound is the largest the photo issue's distortion floor (PSNR 21 dB at
     # full resolution) allows, not a figure tuned to a result; half of it (made at 128 px)
@@ -95,7 +96,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("pretrained", "Against pretrained models",
            "For photos. Lays a texture of its own over every picture of a class, "
            "plain to see everywhere (as strong a change as the Standard level's colour "
-           "cast), on top of the Invisible level's changes. It misleads models fine-tuned "
+           "cast), on top of a faint grain per picture kept below notice, as at the Invisible "
+           "level. It misleads models fine-tuned "
            "from networks pretrained on photos, which the other levels barely touch.",
            # its per-image perturbation stays the targeted one it was measured with
            {**INVISIBLE, "spatial_objective": "targeted", "jnd_budget": 1.0,
