@@ -38,7 +38,7 @@ TRAIN_BATCH = 128
 # Pixels per PGD batch (and per batch of the learner's accuracy check): 256 images up to
 # 64 x 64, fewer as images grow, so that the activations the steps keep for their gradient
 # stay near the same size whatever the working resolution: at 128 px a quarter of the
-# batch took a third of the memory and less time (docs/performance.md, thirty-first
+# batch took two fifths of the memory and less time (docs/performance.md, thirty-first
 # session). An image's steps do not depend on its batch's other images (the loss is
 # summed per image, the learner is in eval mode), only the draws of the views do.
 NOISE_BATCH = 256
