@@ -52,13 +52,6 @@ def pattern_units(steps: int, batch: int, networks: float, images: int, pixels: 
     return (3.0 * steps * batch * networks + images) * pixels
 
 
-def noise_units(rounds: int, trained: int, images: int, steps: int, networks: float,
-                pixels: float) -> float:
-    # every round the learner trains on `trained` images, each image takes `steps` forward
-    # and backward passes, then one forward pass checks the learner
-    return rounds * (3.0 * trained + images * (3.0 * steps + 1)) * networks * pixels
-
-
 def spatial_units(images: int, steps: int, members: int, views: int, pixels: float) -> float:
     return 3.0 * images * steps * members * views * pixels
 

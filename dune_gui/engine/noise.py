@@ -62,10 +62,15 @@ def noise_batch(height: int, width: int) -> int:
     return max(1, min(NOISE_BATCH, NOISE_BATCH_PIXELS // (height * width)))
 
 
+def image_passes(steps: int) -> float:
+    """One image's work in a round, in image passes (a forward and backward pass counts
+    three, as in eta.py): its steps, then the learner's accuracy check."""
+    return 3.0 * steps + 1
+
+
 def round_passes(images: int, steps: int) -> float:
-    """A round's work in image passes (a forward and backward pass counts three, as in
-    eta.py): the learner's training steps, every image's steps, then the accuracy check."""
-    return 3.0 * TRAIN_STEPS * TRAIN_BATCH + images * (3.0 * steps + 1)
+    """A round's work in image passes: the learner's training steps, then every image's."""
+    return 3.0 * TRAIN_STEPS * TRAIN_BATCH + images * image_passes(steps)
 
 
 @dataclass

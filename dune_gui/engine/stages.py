@@ -60,7 +60,6 @@ from .data import (
 from .eta import (
     WorkPlan,
     colour_units,
-    noise_units,
     pattern_units,
     spatial_units,
     surrogate_units,
@@ -69,10 +68,9 @@ from .export import compose, export_image, write_json_atomic
 from .metrics import jnd_map
 from .models import multiply_accumulates
 from .noise import (
-    TRAIN_BATCH,
-    TRAIN_STEPS,
     NoiseMaker,
     NoiseState,
+    image_passes,
     noise_for_new_images,
     round_passes,
 )
@@ -453,8 +451,9 @@ def plan_work(run: Run, folder: FolderData, profile: Profile | None) -> WorkPlan
                                   n, pixels)
         if cfg.uses_pattern and not (
             pattern_cache_path(run, pattern_key(run, folder, profile)).exists()) else 0.0,
-        "noise": noise_units(cfg.noise_rounds, TRAIN_STEPS * TRAIN_BATCH, n, cfg.steps,
-                             learner_networks((cfg.noise_learner,), run.working_size), pixels)
+        # the rounds' image passes (noise.round_passes), through the learner at this size
+        "noise": cfg.noise_rounds * round_passes(n, cfg.steps) * pixels
+        * learner_networks((cfg.noise_learner,), run.working_size)
         if cfg.uses_noise and not noise_cache_path(
             run, noise_key(run, folder, profile)).exists() else 0.0,
         "spatial": spatial_units(todo, cfg.steps, members, 1, pixels)
@@ -775,7 +774,7 @@ def find_noise(run: Run, folder: FolderData, profile: Profile | None) -> SampleN
                        cfg.noise_learner, cfg.seed, cfg.noise_rounds, noise_views(cfg), state)
     # progress counted in images worked (a training step counts as the images whose steps
     # cost as much), so that the share done, and the run's estimate, follows the time spent
-    per_image = 3.0 * cfg.steps + 1
+    per_image = image_passes(cfg.steps)
     per_round = round_passes(len(items), cfg.steps) / per_image
     total = math.ceil(cfg.noise_rounds * per_round)
     while maker.state.rounds < cfg.noise_rounds:
