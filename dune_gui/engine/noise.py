@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .attack import sign_pgd
 from .class_patterns import ShortcutLearner
-from .training import random_crop_flip
+from .training import Augment, random_crop_flip
 from .views import View
 
 # The learner's training steps per round, of TRAIN_BATCH images each (Huang et al.'s 10).
@@ -93,14 +93,16 @@ class NoiseState:
 class NoiseMaker:
     """The learner and the rounds (`rounds` in all: the learner's rate falls over them).
     `views(round)` gives the views a round's PGD steps see the images through (views.py:
-    the grey view, the victim's flip and shift)."""
+    the grey view, the victim's flip and shift or crop), `augment` what the learner trains
+    on (training.py: the victim's augmentation)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, classes: int, budget: torch.Tensor,
                  step: torch.Tensor, steps: int, learner: str, seed: int, rounds: int,
                  views: Callable[[int], Sequence[View]],
-                 state: NoiseState | None = None) -> None:
+                 state: NoiseState | None = None,
+                 augment: Augment = random_crop_flip) -> None:
         self.x, self.y, self.budget, self.step, self.steps = x, y, budget, step, steps
-        self.views, self.rounds = views, rounds
+        self.views, self.rounds, self.augment = views, rounds, augment
         self.learner = ShortcutLearner(classes, seed + 3, x.device, (learner,), x.shape[-1],
                                        learning_rate=LEARNING_RATE)
         self.generator = torch.Generator().manual_seed(seed + 1)
@@ -133,7 +135,7 @@ class NoiseMaker:
         self.net.train()
         for i in range(TRAIN_STEPS):
             idx = torch.randint(n, (TRAIN_BATCH,), generator=self.generator).to(x.device)
-            seen = random_crop_flip((x[idx] + delta[idx]).clamp(0, 1), self.generator)
+            seen = self.augment((x[idx] + delta[idx]).clamp(0, 1), self.generator)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
                 loss = self.learner.loss(seen.contiguous(memory_format=torch.channels_last),
                                          y[idx])

@@ -211,3 +211,62 @@ def test_the_cached_noise_is_remade_when_it_is_gone(labeled_folder: Path,
     assert again.protected == 1
     assert any("gone from the cache" in m for m in logs)
     assert _written(out) == written  # the same folder and seed make the same noise
+
+
+def _photo_folder(dest: Path) -> Path:
+    """Two classes of 96 x 80 photos (larger than the small-image side: worked as photos)."""
+    generator = np.random.default_rng(0)
+    for c, name in enumerate(("cat", "dog")):
+        (dest / name).mkdir(parents=True)
+        for i in range(4):
+            base = np.linspace(40 + 60 * c, 200, 96)[None, :, None]
+            pixels = base + generator.normal(0, 25, (80, 96, 3))
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(dest / name / f"{i}.jpg")
+    return dest
+
+
+def test_photos_are_worked_through_the_victims_crop_within_a_smaller_bound() -> None:
+    from dune_gui.engine.stages import (
+        PHOTO_BUDGET_SCALE,
+        noise_augment,
+        noise_bounds,
+        noise_views,
+    )
+    from dune_gui.engine.views import CropFlipView, FlipShiftView
+
+    cfg = _config(Path("in"), Path("out"))
+    small, photos = noise_views(cfg, False)(0), noise_views(cfg, True)(0)
+    assert grey_view in small and any(isinstance(v, FlipShiftView) for v in small)
+    assert grey_view in photos and any(isinstance(v, CropFlipView) for v in photos)
+    assert not any(isinstance(v, FlipShiftView) for v in photos)
+    # a view per round: the crops of round 2 are not round 1's
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    crop = [next(v for v in noise_views(cfg, True)(r) if isinstance(v, CropFlipView))
+            for r in (0, 1)]
+    assert not torch.equal(crop[0](x), crop[1](x))
+    # the learner trains on resized crops of the whole picture, never on zero padding
+    ones = torch.ones(8, 3, 16, 16)
+    assert noise_augment(True)(ones, torch.Generator().manual_seed(0)).min() > 0.99
+    assert noise_augment(False)(ones, torch.Generator().manual_seed(0)).min() == 0
+    budget, step = noise_bounds(cfg, x, False)
+    photo_budget, photo_step = noise_bounds(cfg, x, True)
+    assert torch.allclose(photo_budget, budget * PHOTO_BUDGET_SCALE)
+    assert torch.allclose(photo_step / photo_budget, step / budget)
+
+
+def test_a_photo_folder_gets_its_noise_through_the_crop_and_same_seed_same_bytes(
+        tmp_path: Path) -> None:
+    src = _photo_folder(tmp_path / "photos")
+    logs: list[str] = []
+    a, b = tmp_path / "a", tmp_path / "b"
+    settings = dict(working_size=16, noise_rounds=2)
+    result = protect(_config(src, a, cache_dir=tmp_path / "cache-a", **settings),
+                     log=lambda e: logs.append(e.message))
+    assert result.status == "completed" and result.protected == 8
+    # photos even at a working size set by hand (the victims' crop follows the folder)
+    assert any(m.startswith("photos: the error-minimising noise") for m in logs)
+    protect(_config(src, b, cache_dir=tmp_path / "cache-b", **settings))
+    assert _written(a) == _written(b)
+    for path in src.rglob("*.jpg"):
+        written = Image.open(a / path.relative_to(src).with_suffix(".png"))
+        assert written.size == (96, 80)
