@@ -196,6 +196,7 @@ class SettingsForm(QWidget):
         self.labels: dict[str, QWidget | None] = {}  # each row's label (none for a checkbox)
         self.settings = {s.name: s for s in SETTINGS if s.gui}
         self._hidden: dict[str, Any] = {}
+        self._writing = False  # set_values under way: grey out once, at its end
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         forms: dict[str, QFormLayout] = {}
@@ -221,6 +222,8 @@ class SettingsForm(QWidget):
 
     def grey_unused(self) -> None:
         """Enable the settings these values use, grey out (and explain) the others."""
+        if self._writing:
+            return  # a preset writes every row: one pass when it is done, not one per row
         unused = unused_settings(self.values())
         for name, widget in self.widgets.items():
             s, why = self.settings[name], unused.get(name)
@@ -237,8 +240,13 @@ class SettingsForm(QWidget):
         return out
 
     def set_values(self, values: dict[str, Any]) -> None:
-        for name, value in values.items():
-            if name in self.widgets:
-                write_widget(self.settings[name], self.widgets[name], value)
-            elif name not in ("input_dir", "output_dir"):
-                self._hidden[name] = value
+        self._writing = True
+        try:
+            for name, value in values.items():
+                if name in self.widgets:
+                    write_widget(self.settings[name], self.widgets[name], value)
+                elif name not in ("input_dir", "output_dir"):
+                    self._hidden[name] = value
+        finally:
+            self._writing = False
+        self.grey_unused()

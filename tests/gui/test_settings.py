@@ -179,3 +179,26 @@ def test_settings_the_level_leaves_unused_are_greyed_out_and_say_why(
     objective.setCurrentIndex(objective.findData("error-minimising"))
     assert form.widgets["noise_rounds"].isEnabled()
     assert ensemble.isEnabled()  # the colour branch still trains the ensemble
+
+
+def test_a_preset_greys_out_once_not_once_per_row(qtbot, settings_store: QSettings,
+                                                  monkeypatch) -> None:
+    from dune_gui.gui import settings_form
+
+    window = MainWindow(settings_store)
+    qtbot.addWidget(window)
+    form = window.settings_panel.form
+    passes: list[dict] = []
+    real = settings_form.unused_settings
+
+    def counted(values: dict) -> dict:
+        passes.append(values)
+        return real(values)
+
+    monkeypatch.setattr(settings_form, "unused_settings", counted)
+    written = {**form.values(), "spatial_objective": "targeted", "mode": "dune",
+               "noise_rounds": 7, "steps": 12, "eps": 6 / 255}
+    form.set_values(written)
+    assert len(passes) == 1  # every row written, then one pass
+    assert not form.widgets["noise_rounds"].isEnabled()  # greyed for the values written
+    assert form.values()["noise_rounds"] == 7
