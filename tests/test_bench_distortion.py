@@ -1,5 +1,5 @@
 """The full-resolution distortion measure (dune_gui/bench/distortion.py): copies matched to
-their sources across extensions, the engine's measures, every N-th copy."""
+their sources across extensions, the engine's measures, every N-th copy, a scaled change."""
 
 from __future__ import annotations
 
@@ -27,5 +27,8 @@ def test_a_known_change_measures_as_itself(tmp_path: Path) -> None:
     assert all(0 < r["delta_e"] <= r["delta_e_p99"] for r in rows)
     assert len(folder_distortion(tmp_path / "clean", tmp_path / "copy", every=3)) == 2
     assert summary(rows).startswith("4 images, full resolution: PSNR 36.1 dB")
+    # the change scaled by a half: +2 levels
+    halved = folder_distortion(tmp_path / "clean", tmp_path / "copy", scale=0.5)
+    assert all(r["psnr"] == pytest.approx(20 * math.log10(255 / 2), abs=0.01) for r in halved)
     with pytest.raises(ValueError):
         folder_distortion(tmp_path / "copy" / "a", tmp_path / "clean")

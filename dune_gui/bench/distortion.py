@@ -4,7 +4,10 @@ with the measures a protect run writes into its manifest (PSNR, SSIM, CIEDE2000 
 stacked on one photo).
 
     python -m dune_gui.bench.distortion --clean PH/train --protected PH/inv-g38p10 [--every 5]
+        [--scale 1,0.85,0.8]
 
+With `--scale` each copy's change from its source is scaled (and rounded to 8 bits) first:
+an estimate of what a smaller bound would cost, without making the copies again.
 Copies are matched to sources by their path without extension (a PNG copy of a JPEG).
 `evaluate` reports distortion at the victim's scale; this is what a person sees.
 """
@@ -46,15 +49,26 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"), dtype=np.float64)
 
 
-def folder_distortion(clean: Path, protected: Path, every: int = 1) -> list[dict[str, float]]:
-    """`measure` for every `every`-th copy in `protected` that has a source in `clean`."""
+def scaled(before: np.ndarray, after: np.ndarray, scale: float) -> np.ndarray:
+    """The copy with its change from the source scaled, as an 8-bit image holds it."""
+    return np.rint(np.clip(before + scale * (after - before), 0, 255))
+
+
+def folder_distortion(clean: Path, protected: Path, every: int = 1, scale: float = 1.0
+                      ) -> list[dict[str, float]]:
+    """`measure` for every `every`-th copy in `protected` that has a source in `clean`
+    (its change scaled by `scale`)."""
     sources = {str(PurePosixPath(item.rel).with_suffix("")): item.path
                for item in scan_folder(clean).items}
     copies = [(sources[key], item.path) for item in scan_folder(protected).items
               if (key := str(PurePosixPath(item.rel).with_suffix(""))) in sources]
     if not copies:
         raise ValueError(f"no image of {protected} has a source in {clean}")
-    return [measure(_pixels(a), _pixels(b)) for a, b in copies[::every]]
+    rows = []
+    for a, b in copies[::every]:
+        before = _pixels(a)
+        rows.append(measure(before, scaled(before, _pixels(b), scale)))
+    return rows
 
 
 def main() -> None:
@@ -62,10 +76,15 @@ def main() -> None:
     parser.add_argument("--clean", type=Path, required=True)
     parser.add_argument("--protected", type=Path, action="append", required=True)
     parser.add_argument("--every", type=int, default=1, help="measure every N-th copy")
+    parser.add_argument("--scale", default="1", help="comma separated factors for each "
+                        "copy's change (an estimate of a smaller bound)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # per-image measures of photos: threads cost more than they give
     for folder in args.protected:
-        print(f"{folder}: {summary(folder_distortion(args.clean, folder, args.every))}")
+        for factor in (float(v) for v in args.scale.split(",")):
+            rows = folder_distortion(args.clean, folder, args.every, factor)
+            label = "" if factor == 1 else f" (change scaled by {factor:g})"
+            print(f"{folder}{label}: {summary(rows)}")
 
 
 if __name__ == "__main__":
