@@ -62,7 +62,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "own that follows its texture, stays off flat areas and leaves the colours "
            "alone, made to be what a model trained on your folder learns instead of the "
            "pictures. Strong JPEG compression washes it out, and on photos it does not yet "
-           "hold: models trained on them, pretrained or not, learn through it.",
+           "hold: a model pretrained on photos learns through it, and it sets back only "
+           "some kinds of model trained from scratch.",
            {**INVISIBLE, **NO_PATTERN}),
     Preset("standard", "Standard (the paper's)",
            "The published method's limits: grain on flat areas and a colour cast you can "
