@@ -32,9 +32,17 @@ from .class_patterns import ShortcutLearner
 from .training import Augment, random_crop_flip
 from .views import View
 
-# The learner's training steps per round, of TRAIN_BATCH images each (Huang et al.'s 10).
+# The learner's training steps per round, of TRAIN_BATCH images each (Huang et al.'s 10),
+# or of every image once in a folder of fewer: drawn with replacement, a 128-image batch
+# from a few dozen pictures would show each of them several times per step, at several
+# times the cost, where the rounds' time is what a small folder's preview waits for.
 TRAIN_STEPS = 10
 TRAIN_BATCH = 128
+
+
+def train_batch(images: int) -> int:
+    """The learner's batch in a folder of `images` images."""
+    return max(1, min(TRAIN_BATCH, images))
 # Pixels per PGD batch (and per batch of the learner's accuracy check): 256 images up to
 # 64 x 64, fewer as images grow, so that the activations the steps keep for their gradient
 # stay near the same size whatever the working resolution: at 128 px a quarter of the
@@ -70,7 +78,7 @@ def image_passes(steps: int) -> float:
 
 def round_passes(images: int, steps: int) -> float:
     """A round's work in image passes: the learner's training steps, then every image's."""
-    return 3.0 * TRAIN_STEPS * TRAIN_BATCH + images * image_passes(steps)
+    return 3.0 * TRAIN_STEPS * train_batch(images) + images * image_passes(steps)
 
 
 @dataclass
@@ -128,20 +136,21 @@ class NoiseMaker:
         x, y, n = self.x, self.y, len(self.y)
         delta = self.state.delta.clone()
         batch = noise_batch(*x.shape[-2:])
-        trained = 3.0 * TRAIN_STEPS * TRAIN_BATCH
+        per_step = train_batch(n)
+        trained = 3.0 * TRAIN_STEPS * per_step
         for optimiser in self.learner.optimisers:
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(self.state.rounds, self.rounds)
         self.net.train()
         for i in range(TRAIN_STEPS):
-            idx = torch.randint(n, (TRAIN_BATCH,), generator=self.generator).to(x.device)
+            idx = torch.randint(n, (per_step,), generator=self.generator).to(x.device)
             seen = self.augment((x[idx] + delta[idx]).clamp(0, 1), self.generator)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
                 loss = self.learner.loss(seen.contiguous(memory_format=torch.channels_last),
                                          y[idx])
             loss.backward()
             self.learner.learn()
-            tick(3.0 * (i + 1) * TRAIN_BATCH)
+            tick(3.0 * (i + 1) * per_step)
         self.net.eval()
         views = self.views(self.state.rounds)
         for start in range(0, n, batch):

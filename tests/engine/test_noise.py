@@ -81,6 +81,24 @@ def test_an_images_steps_do_not_depend_on_its_batch() -> None:
     assert torch.equal(together, apart)
 
 
+def test_a_small_folders_learner_trains_on_each_image_once_a_step() -> None:
+    from dune_gui.engine.noise import TRAIN_BATCH, TRAIN_STEPS, round_passes, train_batch
+
+    maker = _maker()  # 24 images: fewer than a training batch
+    batches: list[int] = []
+    loss = maker.learner.loss
+
+    def recorded(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        batches.append(len(y))
+        return loss(x, y)
+
+    maker.learner.loss = recorded  # type: ignore[method-assign]
+    maker.run_round(lambda passes: None)
+    assert batches == [24] * TRAIN_STEPS
+    assert train_batch(10_000) == TRAIN_BATCH and train_batch(24) == 24
+    assert round_passes(24, 4) == 3 * TRAIN_STEPS * 24 + 24 * (3 * 4 + 1)
+
+
 def test_the_learners_rate_falls_over_the_rounds() -> None:
     from dune_gui.engine.noise import LEARNING_RATE, learning_rate
 
