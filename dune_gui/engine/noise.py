@@ -43,6 +43,8 @@ TRAIN_BATCH = 128
 def train_batch(images: int) -> int:
     """The learner's batch in a folder of `images` images."""
     return max(1, min(TRAIN_BATCH, images))
+
+
 # Pixels per PGD batch (and per batch of the learner's accuracy check): 256 images up to
 # 64 x 64, fewer as images grow, so that the activations the steps keep for their gradient
 # stay near the same size whatever the working resolution: at 128 px a quarter of the

@@ -735,9 +735,9 @@ def noise_views(cfg: ProtectConfig, photos: bool) -> Callable[[int], list[View]]
     """The views a round's steps see the images through, drawn afresh each round: the
     targeted objective's (SpatialPGD.views: the grey view, the victim's flip and shift);
     on photos the victim's random resized crop and flip in place of the shift, as photo
-    victims train (training.random_resized_crop_flip). Made through the shift, the noise
-    misled a photo victim by a point; through the crop, by twenty (docs/research-log.md,
-    thirty-first session)."""
+    victims train (training.random_resized_crop_flip): noise made only through the shift
+    hardly misled a photo victim (docs/research-log.md, thirty-first and thirty-second
+    sessions)."""
     attack = spatial_attack(cfg, torch.device("cpu"))  # its views do not depend on a device
     if not photos:
         return lambda round_: replace(attack, seed=cfg.seed + round_).views()
