@@ -738,8 +738,8 @@ def noise_views(cfg: ProtectConfig, photos: bool) -> Callable[[int], list[View]]
     victims train (training.random_resized_crop_flip): noise made only through the shift
     hardly misled a photo victim (docs/research-log.md, thirty-first and thirty-second
     sessions)."""
-    attack = spatial_attack(cfg, torch.device("cpu"))  # its views do not depend on a device
     if not photos:
+        attack = spatial_attack(cfg, torch.device("cpu"))  # its views need no device
         return lambda round_: replace(attack, seed=cfg.seed + round_).views()
 
     def photo_views(round_: int) -> list[View]:

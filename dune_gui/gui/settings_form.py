@@ -218,7 +218,6 @@ class SettingsForm(QWidget):
         for widget in self.widgets.values():
             for signal in changed_signals(widget):
                 signal.connect(self.grey_unused)
-        self.grey_unused()
 
     def grey_unused(self) -> None:
         """Enable the settings these values use, grey out (and explain) the others."""
