@@ -76,13 +76,21 @@ FULL_SETTINGS_KEY = "settings"
 STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
 
 
-def steps_of(config: ProtectConfig) -> list[str]:
+# A preview writes nothing: its last step perturbs the chosen images (the engine's
+# "spatial" stage, inside the export's step in a protect run) and is named for what it does.
+PREVIEW_STEP = "spatial"
+PREVIEW_TITLE = "Previewing images"
+
+
+def steps_of(config: ProtectConfig, preview: bool = False) -> list[str]:
     """The steps a person sees for a run with these settings: each model stage only where
     the settings make it (the Invisible level trains no surrogates, searches no colour
-    and makes no class pattern, but makes error-minimising noise)."""
+    and makes no class pattern, but makes error-minimising noise); a preview's last step
+    is PREVIEW_STEP instead of the export."""
     made = {"surrogates": config.uses_ensemble, "colour": config.uses_colour,
             "patterns": config.uses_pattern, "noise": config.uses_noise}
-    return [s for s in STAGE_ORDER if made.get(s, True)]
+    steps = [s for s in STAGE_ORDER if made.get(s, True)]
+    return [*steps[:-1], PREVIEW_STEP] if preview else steps
 
 
 def eta_text(stage_eta: float, run_eta: float, stage_finished: bool) -> str:
@@ -333,7 +341,7 @@ class MainWindow(QMainWindow):
             return
         rels = self.folder_panel.selected_images() or None
         self._reset_bars()
-        self.steps = steps_of(config)
+        self.steps = steps_of(config, preview=True)
         self._run("preview", lambda p, log, c: preview(config, rels, 4, p, log, c),
                   self._preview_done)
 
@@ -495,11 +503,12 @@ class MainWindow(QMainWindow):
 
     def _on_progress(self, stage: str, done: int, total: int, message: str, eta: float,
                      run_eta: float) -> None:
-        if stage in INTERLEAVED:
+        if stage in INTERLEAVED and stage not in self.steps:
             if run_eta >= 0:
                 self.eta_label.setText(eta_text(eta, run_eta, False))
             return
-        title = STEP_TITLES.get(stage, stage)
+        # (PREVIEW_STEP is among a run's steps in a preview only)
+        title = PREVIEW_TITLE if stage == PREVIEW_STEP else STEP_TITLES.get(stage, stage)
         if stage in self.steps:
             title = f"Step {self.steps.index(stage) + 1} of {len(self.steps)}: {title}"
         self.stage_label.setText(title)

@@ -20,6 +20,9 @@ def test_preview_panes_show_what_they_claim(qtbot, window: MainWindow, tmp_path:
     window.start_preview()
     wait_idle(qtbot, window)
     assert window.preview_list.count() == 4  # a few, spread over the classes
+    # the progress ends on the preview's own step, not on the one before it
+    assert window.stage_label.text() == "Step 4 of 4: Previewing images"
+    assert window.eta_label.text() == "done"
     panel = window.preview_panel
     image = panel.current
     assert image is not None

@@ -143,3 +143,6 @@ def test_a_run_counts_only_the_steps_its_settings_make(tmp_path: Path) -> None:
     assert steps(mode="dune", spatial_objective="targeted") == [
         "scan", "surrogates", "colour", "export"]
     assert steps(mode="colour") == ["scan", "surrogates", "colour", "export"]
+    # a preview writes nothing: its last step perturbs the chosen images
+    assert steps_of(ProtectConfig(input_dir=tmp_path, output_dir=tmp_path / "o"),
+                    preview=True) == ["scan", "noise", "spatial"]
