@@ -144,16 +144,19 @@ def _box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
 def jnd_map(rgb: torch.Tensor, radius: int = 2) -> torch.Tensor:
     """Just-noticeable luminance change per pixel, in 0..1 units (N x 1 x H x W).
 
-    Luminance masking after Chou & Li (1995): the eye tolerates larger changes on dark and
-    on bright backgrounds than at mid-grey; plus texture masking: a change hides in local
-    contrast (the local standard deviation of luma), and shows on flat sky, skin or backdrop.
+    Luminance masking: the eye tolerates larger changes on bright backgrounds than at
+    mid-grey (Chou & Li 1995's bright side); below mid-grey the threshold stays at
+    mid-grey's. Chou and Li's threshold also rises toward black (to 20 levels at 0), but
+    sRGB levels are spaced about evenly in perceived lightness down to the dark, and on
+    photos on a black backdrop changes their rise let through showed as bands
+    (docs/research-log.md, thirty-second and thirty-third sessions). Plus texture masking:
+    a change hides in local contrast (the local standard deviation of luma), and shows on
+    flat sky, skin or backdrop.
     """
     luma = (rgb * torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device)
             .view(1, 3, 1, 1)).sum(1, keepdim=True) * 255
     background = _box_mean(luma, radius)
-    dark = 17 * (1 - torch.sqrt(background.clamp(0, 127) / 127)) + 3
-    bright = 3 / 128 * (background - 127) + 3
-    luminance = torch.where(background <= 127, dark, bright)
+    luminance = 3 + 3 / 128 * (background - 127).clamp_min(0)
     local_std = (_box_mean(luma * luma, radius) - background**2).clamp_min(0).sqrt()
     return (luminance + TEXTURE_MASKING * local_std) / 255
 

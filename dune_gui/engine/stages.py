@@ -692,7 +692,7 @@ class SampleNoise:
     accuracy: list[float]
 
 
-NOISE_FORMAT = 5  # bump when the way the noise is made changes: cached noise is remade
+NOISE_FORMAT = 6  # bump when the way the noise is made (or bounded) changes: cached noise is remade
 # Stored as int16 steps of eps / NOISE_LEVELS, truncated toward zero: half the size of
 # float32, finer than any 8-bit output can show, and never past the bound it was made in.
 NOISE_LEVELS = 32767
