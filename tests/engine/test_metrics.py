@@ -6,6 +6,7 @@ from dune_gui.engine.metrics import (
     ciede2000_map,
     delta_e2000,
     delta_e2000_mean_p99,
+    jnd_map,
     psnr,
     rgb_to_lab,
     ssim,
@@ -63,3 +64,22 @@ def test_ssim_falls_with_noise() -> None:
     x = torch.rand(1, 3, 32, 32, generator=gen)
     noisy = (x + 0.2 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
     assert float(ssim(x, noisy)) < 0.9
+
+
+def test_the_noticeable_change_rises_with_texture_and_brightness_never_toward_black() -> None:
+    def flat(level: int) -> torch.Tensor:
+        return torch.full((1, 3, 16, 16), level / 255)
+
+    def at_centre(x: torch.Tensor) -> float:
+        return float(jnd_map(x)[0, 0, 8, 8]) * 255
+
+    mid, black, dark, white = (at_centre(flat(v)) for v in (127, 0, 40, 255))
+    # a black or dark backdrop hides no more than mid-grey (sRGB levels are spaced about
+    # evenly in lightness: on black, more showed as bands); bright areas hide more
+    assert black == pytest.approx(mid) and dark == pytest.approx(mid)
+    assert white > mid
+    # texture hides a change: a checkerboard around mid-grey tolerates more than flat grey
+    board = flat(127)
+    board[..., ::2, ::2] += 20 / 255
+    board[..., 1::2, 1::2] += 20 / 255
+    assert at_centre(board) > mid + 3
