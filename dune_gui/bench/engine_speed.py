@@ -1,10 +1,13 @@
 """Benchmark: images per second for each engine stage at default settings.
 
     python -m dune_gui.bench.engine_speed [--per-class 50] [--data ../shared/data/cifar10/train]
+                                          [--variant '{"steps": 10}' --variant '{"steps": 5}']
 
 Copies a class-balanced subset of the folder to a temporary directory, runs the real
 `protect()` with default settings (surrogates are trained: the cache is a fresh temporary
 folder) and reports throughput per stage plus the projected time for the whole folder.
+Each `--variant` (settings over the defaults, as JSON) is run in turn on the same subset,
+each with a fresh cache, so that their times are compared within one run.
 Not a test: numbers depend on the machine.
 """
 
@@ -27,24 +30,17 @@ from dune_gui.engine.config import resolve_surrogate_epochs
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10" / "train"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
-    args = parser.parse_args()
-    full = len(scan_folder(args.data).items)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        n = subset(args.data, tmpdir / "in", args.per_class)
-        os.environ["DUNE_CACHE_DIR"] = str(tmpdir / "cache")
-        config = ProtectConfig(input_dir=tmpdir / "in", output_dir=tmpdir / "out",
-                               device=args.device)
-        start = time.monotonic()
-        result = protect(config)
-        wall = time.monotonic() - start
-        manifest = json.loads(result.manifest_path.read_text())
+def measure(tmpdir: Path, n: int, full: int, device: str, variant: dict, index: int
+            ) -> dict:
+    """One protect of the subset in `tmpdir / "in"` with `variant` over the defaults:
+    its stage times, rates and the projection to the `full` folder."""
+    os.environ["DUNE_CACHE_DIR"] = str(tmpdir / f"cache-{index}")
+    config = ProtectConfig(input_dir=tmpdir / "in", output_dir=tmpdir / f"out-{index}",
+                           device=device, **variant)
+    start = time.monotonic()
+    result = protect(config)
+    wall = time.monotonic() - start
+    manifest = json.loads(result.manifest_path.read_text())
     epochs, working_size = manifest["surrogates"]["epochs"], manifest["working_size"]
     t = result.timings
     k = len(result.classes)
@@ -80,7 +76,7 @@ def main() -> None:
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
-        "device": result.device, "images": n, "classes": k,
+        "variant": variant, "device": result.device, "images": n, "classes": k,
         "settings": f"{config.spatial_objective}, eps {config.eps * 255:g}/255, step "
                     f"{config.step_size * 255:g}/255, T={config.steps}, ensemble "
                     f"{'+'.join(architectures) or 'none'} x {config.checkpoints} checkpoints "
@@ -90,6 +86,26 @@ def main() -> None:
         "rates": {k2: round(v, 2) for k2, v in rates.items()},
         "projected_full_folder_s": round(projected), "full_folder_images": full,
     }
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="settings over the defaults as JSON; repeat to compare")
+    args = parser.parse_args(argv)
+    full = len(scan_folder(args.data).items)
+    variants = [json.loads(v) for v in args.variant] or [{}]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        n = subset(args.data, tmpdir / "in", args.per_class)
+        reports = [measure(tmpdir, n, full, args.device, variant, i)
+                   for i, variant in enumerate(variants)]
+    report = reports[0] if len(reports) == 1 else {"variants": reports}
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
