@@ -136,6 +136,12 @@ SMALL_WORKING_SIZE = 64
 # photo resolution learn little from a photo folder in the epochs a CPU affords, a
 # pretrained one converges in a few (docs/research-log.md, eleventh session).
 AUTO_ENSEMBLE = "auto"
+# PGD steps at auto (resolve_steps). On photos the noise's rounds take half the steps: its
+# perturbation carries over from round to round, and at 5 steps a victim trained from
+# scratch on the validation photos was set back as far as at 10, at about half the time;
+# on CIFAR-10 5 steps set it back less (docs/research-log.md, thirty-third session).
+AUTO_STEPS = 10
+PHOTO_NOISE_STEPS = 5
 SMALL_IMAGE_ENSEMBLE = ("fast", "vgg")
 PHOTO_ENSEMBLE = ("lite0",)
 PRETRAINED_SURROGATES = frozenset({"lite0", "lite2"})
@@ -178,13 +184,15 @@ class ProtectConfig:
         0.95, "Perceptual budget", "0: every pixel may change by up to eps (the paper's); "
         "above 0: each pixel may change by at most this many just-noticeable changes of the "
         "original at that place (and never more than eps), so the perturbation goes where "
-        "the picture is busy or dark and stays off flat sky, skin and backdrops; lower is "
+        "the picture is busy or bright and stays off flat sky, skin and backdrops; lower is "
         "less visible and protects less", "spatial", "float", minimum=0.0, maximum=20.0,
         cli="--jnd-budget", legacy=0.0, used_when="uses_spatial")
     steps: int = setting(
-        10, "Steps", "PGD steps: more fit the perturbation better and cost proportionally "
-        "more time", "spatial", "int", minimum=1, maximum=1000, cli="--steps",
-        used_when="uses_spatial")
+        0, "Steps", "PGD steps (per round for the error-minimising noise): more fit the "
+        "perturbation better and cost proportionally more time; 0 = auto: "
+        f"{PHOTO_NOISE_STEPS} per round for the noise on photos, else {AUTO_STEPS}",
+        "spatial", "int", minimum=0, maximum=1000, cli="--steps", zero_means="auto",
+        follows_profile=True, used_when="uses_spatial")
     label_offset: int = setting(
         0, "Label shift", "class y is steered toward class (y + s) mod K; 0 = auto (3, or 1 "
         "when 3 is a multiple of the number of classes); must not be a multiple of K",
@@ -600,6 +608,14 @@ def resolve_surrogate_epochs(epochs: int, images: int, working_size: int,
         return PHOTO_SURROGATE_EPOCHS
     wanted = -(-SURROGATE_IMAGE_PASSES // images)
     return max(MIN_SURROGATE_EPOCHS, min(MAX_SURROGATE_EPOCHS, wanted))
+
+
+def resolve_steps(steps: int, noise: bool, photos: bool) -> int:
+    """The PGD steps actually used: `steps`, or with 0 (auto) PHOTO_NOISE_STEPS per round
+    for the error-minimising noise (`noise`) on a folder of photos, else AUTO_STEPS."""
+    if steps:
+        return steps
+    return PHOTO_NOISE_STEPS if noise and photos else AUTO_STEPS
 
 
 def resolve_label_shift(offset: int, num_classes: int) -> int:

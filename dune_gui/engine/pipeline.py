@@ -117,6 +117,7 @@ def protect(
         classes = scan.classes
         profile = open_profile(config, classes, run.reporter)
         run.choose_working_size(scan, profile)
+        run.choose_steps(profile)
         run.choose_architectures(profile)
         run.choose_surrogate_epochs(scan, profile)
         folder = read_folder(run, scan, shift, profile,
@@ -218,6 +219,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
     run = Run.start(config, Reporter(progress, log, cancel))
     scan, shift = list_classes(config)
     run.choose_working_size(scan, None)
+    run.choose_steps(None)
     run.choose_architectures(None)
     run.choose_surrogate_epochs(scan, None)
     folder = read_folder(run, scan, shift, None, lambda: False)

@@ -47,7 +47,7 @@ NO_PATTERN = {"pattern_eps": 0.0, "pattern_shortcut": 0.0, "pattern_learners": (
 # each pixel's bound than the targeted steps did: 0.95 of a just-noticeable change keeps
 # the perceptual issue's PSNR floor of 32 dB, which one whole change fell just under.
 INVISIBLE = {"mode": "spatial", "spatial_objective": "error-minimising", "eps": 8 / 255,
-             "jnd_budget": 0.95, "steps": 10,
+             "jnd_budget": 0.95, "steps": 0,
              "step_size": 2 / 255, "checkpoints": 2,
              "psnr_min": 36.0, "ssim_min": 0.98, "delta_e_max": 1.0, "colour_grid": 2,
              "colour_headroom": True, **NARROW_COLOUR}

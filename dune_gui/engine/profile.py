@@ -37,7 +37,7 @@ JOURNAL_NAME = ".dune-journal.jsonl"  # per-image records since the last manifes
 MANIFEST_INTERVAL_S = 10.0
 MANIFEST_VERSION = 1
 # Settings (name -> their auto value, as a manifest stores it) that a run resolves from the
-# profile it extends (Setting.follows_profile; Run.choose_working_size,
+# profile it extends (Setting.follows_profile; Run.choose_working_size, choose_steps,
 # choose_architectures, choose_surrogate_epochs): at auto they take the profile's value,
 # explicit or resolved, so a run at auto never mismatches on them. (The label shift's auto
 # is resolved from the classes instead, in comparable_method.)
@@ -96,6 +96,12 @@ class Profile:
         if recorded:
             return int(recorded)
         return int(self.manifest.get("config", {}).get("method", {}).get("epochs") or 0)
+
+    @property
+    def steps(self) -> int:
+        """The PGD steps it was made with (0: made at auto, which resolves the same way
+        for the same folder)."""
+        return int(self.manifest.get("config", {}).get("method", {}).get("steps") or 0)
 
     @property
     def architectures(self) -> tuple[str, ...] | None:

@@ -41,6 +41,7 @@ from .config import (
     AUTO_ENSEMBLE,
     ProtectConfig,
     resolve_architectures,
+    resolve_steps,
     resolve_surrogate_epochs,
 )
 from .data import (
@@ -115,6 +116,7 @@ class Run:
     device: torch.device
     cache_dir: Path
     working_size: int = 32  # the resolution the surrogates work at (auto resolved)
+    # (`config.steps` is resolved too, by choose_steps)
     photos: bool = False  # the folder holds photos (victims train on random resized crops)
     surrogate_epochs: int = 0  # their training epochs (auto resolved)
     architectures: tuple[str, ...] = ()  # the surrogates trained (auto resolved)
@@ -165,6 +167,20 @@ class Run:
             if auto:
                 self.reporter.info(f"surrogates: {', '.join(self.architectures)}")
         return self.architectures
+
+    def choose_steps(self, profile: Profile | None) -> int:
+        """`steps`, or with 0 (auto): what a profile being extended was made with, else by
+        the folder (resolve_steps: fewer per round for the noise on photos). From here on
+        the run's settings carry the count resolved. Call after choose_working_size."""
+        cfg = self.config
+        recorded = profile.steps if profile is not None else 0
+        steps = resolve_steps(cfg.steps or recorded, cfg.uses_noise, self.photos)
+        if not cfg.steps and not recorded and cfg.uses_spatial:
+            self.reporter.info(f"PGD steps: {steps}" + (" per round of the noise (photos)"
+                                                        if cfg.uses_noise and self.photos
+                                                        else ""))
+        self.config = replace(cfg, steps=steps)
+        return steps
 
     def choose_working_size(self, scan: FolderScan, profile: Profile | None) -> int:
         """`working_size`, or with 0 (auto): the size a profile being extended was worked

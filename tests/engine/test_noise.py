@@ -288,3 +288,27 @@ def test_a_photo_folder_gets_its_noise_through_the_crop_and_same_seed_same_bytes
     for path in src.rglob("*.jpg"):
         written = Image.open(a / path.relative_to(src).with_suffix(".png"))
         assert written.size == (96, 80)
+
+
+def test_auto_steps_are_fewer_per_round_for_the_noise_on_photos(tmp_path: Path) -> None:
+    from dune_gui.engine.config import AUTO_STEPS, PHOTO_NOISE_STEPS, resolve_steps
+
+    assert resolve_steps(0, noise=True, photos=True) == PHOTO_NOISE_STEPS < AUTO_STEPS
+    assert resolve_steps(0, noise=True, photos=False) == AUTO_STEPS
+    assert resolve_steps(0, noise=False, photos=True) == AUTO_STEPS  # the targeted PGD
+    assert resolve_steps(7, noise=True, photos=True) == 7  # a count set by hand stays
+    src = _photo_folder(tmp_path / "photos")
+    settings = dict(working_size=16, noise_rounds=1, steps=0, cache_dir=tmp_path / "cache")
+    logs: list[str] = []
+    protect(_config(src, tmp_path / "a", **settings), log=lambda e: logs.append(e.message))
+    assert f"PGD steps: {PHOTO_NOISE_STEPS} per round of the noise (photos)" in logs
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["config"]["method"]["steps"] == 0  # auto, as the user left it
+    # the noise made at auto is the noise of that many steps: a run that names the count
+    # finds it in the cache, and a run at auto extends the profile without a mismatch
+    logs.clear()
+    protect(_config(src, tmp_path / "b", **{**settings, "steps": PHOTO_NOISE_STEPS}),
+            log=lambda e: logs.append(e.message))
+    assert "error-minimising noise loaded from cache" in logs
+    again = protect(_config(src, tmp_path / "a", **settings))
+    assert again.status == "completed" and again.protected == 0
