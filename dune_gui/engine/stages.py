@@ -708,7 +708,7 @@ class SampleNoise:
     accuracy: list[float]
 
 
-NOISE_FORMAT = 6  # bump when the way the noise is made (or bounded) changes: cached noise is remade
+NOISE_FORMAT = 7  # bump when the way the noise is made (or bounded) changes: cached noise is remade
 # Stored as int16 steps of eps / NOISE_LEVELS, truncated toward zero: half the size of
 # float32, finer than any 8-bit output can show, and never past the bound it was made in.
 NOISE_LEVELS = 32767
@@ -773,24 +773,15 @@ def noise_augment(photos: bool) -> Augment:
     return random_crop_flip
 
 
-# On photos the bound (made at the working size, then brought up to the photo's size) is
-# scaled by this: a change spread over many more pixels than it was measured on costs SSIM
-# that the working size does not show, and at the whole bound the written photos fell
-# under the perceptual issue's SSIM floor of 0.95 (0.936 made through the crop; scaled by
-# 0.8 afterwards, 0.956; docs/research-log.md, thirty-second session).
-PHOTO_BUDGET_SCALE = 0.8
-
-
-def noise_bounds(cfg: ProtectConfig, x: torch.Tensor, photos: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each pixel's bound (N x 1 x H x W: the perceptual budget, or eps everywhere; on
-    photos PHOTO_BUDGET_SCALE of it) and step (in proportion, as the targeted
-    objective's)."""
+def noise_bounds(cfg: ProtectConfig, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel's bound (N x 1 x H x W: the perceptual budget, or eps everywhere) and
+    step (in proportion, as the targeted objective's). Photos get the whole bound: 0.8 of
+    it kept their SSIM over 0.95 while the bound let bands through on black; without them
+    the whole bound keeps it (docs/research-log.md, thirty-second and thirty-third
+    sessions)."""
     budget = pixel_budget(cfg, x)
     if budget is None:
         budget = torch.full_like(x[:, :1], cfg.eps)
-    if photos:
-        budget = budget * PHOTO_BUDGET_SCALE
     return budget, budget * (cfg.step_size / cfg.eps)
 
 
@@ -813,12 +804,11 @@ def find_noise(run: Run, folder: FolderData, profile: Profile | None) -> SampleN
     start = time.monotonic()
     if run.photos:
         rep.info("photos: the error-minimising noise is made through random resized crops, as "
-                 "models trained on photos see them, within "
-                 f"{PHOTO_BUDGET_SCALE:.0%} of the perceptual bound")
+                 "models trained on photos see them")
     items = folder.scan.items
     x = torch.stack([folder.working[item.rel] for item in items]).float().div_(255.0)
     y = torch.tensor([item.label for item in items])
-    budget, step = noise_bounds(cfg, x, run.photos)
+    budget, step = noise_bounds(cfg, x)
     rounds_path = noise_rounds_path(run, key)
     state = read_noise_rounds(rounds_path, x.shape)
     if state is not None:
@@ -913,7 +903,7 @@ def extend_noise(run: Run, folder: FolderData, stored: StoredNoise, key: str) ->
                           "its learner")
         x = torch.stack([folder.working_copy(item, cfg.max_pixels, run.working_size)
                          for item in new]).float().div_(255.0)
-        budget, step = noise_bounds(cfg, x, run.photos)
+        budget, step = noise_bounds(cfg, x)
         y = torch.tensor([item.label for item in new])
         made = noise_for_new_images(
             x.to(run.device), y.to(run.device), len(folder.classes), budget.to(run.device),

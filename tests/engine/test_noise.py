@@ -243,13 +243,8 @@ def _photo_folder(dest: Path) -> Path:
     return dest
 
 
-def test_photos_are_worked_through_the_victims_crop_within_a_smaller_bound() -> None:
-    from dune_gui.engine.stages import (
-        PHOTO_BUDGET_SCALE,
-        noise_augment,
-        noise_bounds,
-        noise_views,
-    )
+def test_photos_are_worked_through_the_victims_crop() -> None:
+    from dune_gui.engine.stages import noise_augment, noise_views
     from dune_gui.engine.views import CropFlipView, FlipShiftView
 
     cfg = _config(Path("in"), Path("out"))
@@ -266,10 +261,6 @@ def test_photos_are_worked_through_the_victims_crop_within_a_smaller_bound() -> 
     ones = torch.ones(8, 3, 16, 16)
     assert noise_augment(True)(ones, torch.Generator().manual_seed(0)).min() > 0.99
     assert noise_augment(False)(ones, torch.Generator().manual_seed(0)).min() == 0
-    budget, step = noise_bounds(cfg, x, False)
-    photo_budget, photo_step = noise_bounds(cfg, x, True)
-    assert torch.allclose(photo_budget, budget * PHOTO_BUDGET_SCALE)
-    assert torch.allclose(photo_step / photo_budget, step / budget)
 
 
 def test_a_photo_folder_gets_its_noise_through_the_crop_and_same_seed_same_bytes(
