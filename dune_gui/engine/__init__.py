@@ -42,6 +42,8 @@ from .pretrained import pretrained_weights_missing
 from .profile import MANIFEST_NAME, ProfileMismatch
 from .progress import (
     INTERLEAVED,
+    PREVIEW_STEP,
+    PREVIEW_TITLE,
     PROTECT_STAGES,
     STAGE_TITLES,
     STAGES,
@@ -81,6 +83,8 @@ __all__ = [
     "PEERS",
     "PHOTO_ENSEMBLE",
     "PRESETS",
+    "PREVIEW_STEP",
+    "PREVIEW_TITLE",
     "PROTECT_STAGES",
     "SETTINGS",
     "SETTINGS_BY_NAME",

@@ -36,6 +36,10 @@ STAGE_TITLES: dict[str, str] = {s.name: s.title for s in STAGES}
 # refresh the time left); STEP_TITLES names the steps a person sees.
 INTERLEAVED: frozenset[str] = frozenset({"spatial"})
 STEP_TITLES: dict[str, str] = {**STAGE_TITLES, "export": "Protecting images"}
+# A preview writes nothing: its last step is the perturbation of the images it shows (the
+# "spatial" stage, inside the export's step in a protect run), named for what it does.
+PREVIEW_STEP = "spatial"
+PREVIEW_TITLE = "Previewing images"
 
 
 class Cancelled(Exception):

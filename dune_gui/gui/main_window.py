@@ -45,6 +45,8 @@ from ..engine import (
     DEFAULTS,
     INTERLEAVED,
     MANIFEST_NAME,
+    PREVIEW_STEP,
+    PREVIEW_TITLE,
     PROTECT_STAGES,
     STEP_TITLES,
     EvaluateConfig,
@@ -74,12 +76,6 @@ CHANGED_SETTINGS_KEY = "changed_settings"
 # from choices, so such a state is not applied (the user is told).
 FULL_SETTINGS_KEY = "settings"
 STAGE_ORDER = [s.name for s in PROTECT_STAGES if s.name not in INTERLEAVED]
-
-
-# A preview writes nothing: its last step perturbs the chosen images (the engine's
-# "spatial" stage, inside the export's step in a protect run) and is named for what it does.
-PREVIEW_STEP = "spatial"
-PREVIEW_TITLE = "Previewing images"
 
 
 def steps_of(config: ProtectConfig, preview: bool = False) -> list[str]:
