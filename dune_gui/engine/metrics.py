@@ -153,12 +153,19 @@ def jnd_map(rgb: torch.Tensor, radius: int = 2) -> torch.Tensor:
     a change hides in local contrast (the local standard deviation of luma), and shows on
     flat sky, skin or backdrop.
     """
+    background, local_std = local_luma(rgb, radius)
+    luminance = 3 + 3 / 128 * (background - 127).clamp_min(0)
+    return (luminance + TEXTURE_MASKING * local_std) / 255
+
+
+def local_luma(rgb: torch.Tensor, radius: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """The local mean and standard deviation of luma (0..255) over a (2 radius + 1)-pixel
+    square around each pixel (N x 1 x H x W each): the background and texture jnd_map
+    reads."""
     luma = (rgb * torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device)
             .view(1, 3, 1, 1)).sum(1, keepdim=True) * 255
     background = _box_mean(luma, radius)
-    luminance = 3 + 3 / 128 * (background - 127).clamp_min(0)
-    local_std = (_box_mean(luma * luma, radius) - background**2).clamp_min(0).sqrt()
-    return (luminance + TEXTURE_MASKING * local_std) / 255
+    return background, (_box_mean(luma * luma, radius) - background**2).clamp_min(0).sqrt()
 
 
 # share of the local contrast (std of luma) that a change can hide in; at 0.5 a change of
