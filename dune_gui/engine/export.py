@@ -18,7 +18,7 @@ from .class_patterns import place_pattern
 from .colour import add_colour, expand_offsets
 from .data import DecodedImage
 from .metrics import delta_e2000_mean_p99, psnr, ssim, visible_share
-from .spatial import upsample_delta
+from .spatial import ChangeLimit, upsample_delta
 
 # What each writable suffix is saved as; the one list of which formats are lossy.
 SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG",
@@ -68,19 +68,21 @@ def output_extension(source_suffix: str, fmt: str) -> str:
 
 
 def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None,
-            headroom: bool = False, pattern: torch.Tensor | None = None) -> torch.Tensor:
+            headroom: bool = False, pattern: torch.Tensor | None = None,
+            limit: ChangeLimit | None = None) -> torch.Tensor:
     """x_ue = clip01(clip01(x + up(delta) + place(p_y)) + d_y) at the image's own
-    resolution (3 x H x W): the spatial perturbation brought up from the working size, the
-    class's aimed pattern laid over the image at its short side (class_patterns.
-    place_pattern), then the class's colour offset, a G x G field spread over the image's
-    own size; with `headroom` the colour shift is scaled so that no pixel clips
-    (colour.add_colour)."""
+    resolution (3 x H x W): the spatial perturbation brought up from the working size
+    (within `limit` at this size, when its bound is perceptual), the class's aimed pattern
+    laid over the image at its short side (class_patterns.place_pattern), then the class's
+    colour offset, a G x G field spread over the image's own size; with `headroom` the
+    colour shift is scaled so that no pixel clips (colour.add_colour)."""
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)
     out = x
     if delta is not None or pattern is not None:
         out = x.clone()
         if delta is not None:
-            out += upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])
+            full = upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])
+            out += full if limit is None else limit.written(full, x)
         if pattern is not None:
             out += place_pattern(pattern.float().cpu(), x.shape[1], x.shape[2])
         out.clamp_(0, 1)

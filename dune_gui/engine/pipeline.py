@@ -33,6 +33,7 @@ from .shards import Shard
 from .stages import (
     Run,
     build_ensemble,
+    change_limit,
     find_class_patterns,
     find_colour_offsets,
     find_noise,
@@ -244,9 +245,10 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         image = decode_full(item.path, config.max_pixels)
         original = torch.from_numpy(image.rgb).permute(2, 0, 1)
         pattern = patterns.patterns[item.label] if patterns is not None else None
-        spatial_only = compose(image, delta, None, pattern=pattern)
+        limit = change_limit(config)
+        spatial_only = compose(image, delta, None, pattern=pattern, limit=limit)
         protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom,
-                                             pattern), image), image)
+                                             pattern, limit), image), image)
         small = resize_to_working(protected.permute(1, 2, 0), run.working_size)
         x = folder.working[item.rel].float().div(255.0).unsqueeze(0).to(run.device)
         before, after = [], []

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .attack import linf_box, sign_pgd
+from .metrics import jnd_map
 from .surrogates import Ensemble, SurrogateMember
 from .views import FlipShiftView, View, grey_view
 
@@ -74,6 +75,33 @@ def upsample_delta(delta: torch.Tensor, height: int, width: int) -> torch.Tensor
         return delta
     return F.interpolate(delta.unsqueeze(0), size=(height, width), mode="bilinear",
                          align_corners=False)[0]
+
+
+@dataclass(frozen=True)
+class ChangeLimit:
+    """The perceptual bound of the spatial change, applied again to the change as a file
+    holds it: at the image's own resolution, and after rounding to 8 bits.
+
+    The PGD bounds the change at the working size; brought up to a photo's size the bound
+    there differs (its texture is measured on finer detail), and rounding the picture to
+    8 bits adds up to half a level, which on flat ground, where a just-noticeable change
+    is 3 levels and the bound 0.95 of it, passed notice (docs/perceptual.md). So the
+    change is clipped to `jnd_budget` just-noticeable changes of the full-resolution
+    image (never above eps) and rounded to whole levels, toward the original where
+    rounding would pass notice (or the bound, with a budget above one)."""
+
+    jnd_budget: float
+    eps: float
+
+    def written(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """`delta` (3 x H x W, at the size of `x`) as the file will hold it, for an image
+        `x` whose pixels lie on the 8-bit grid (adding the result keeps them there)."""
+        jnd = jnd_map(x.unsqueeze(0))[0]
+        bound = (jnd * self.jnd_budget).clamp(max=self.eps)
+        ceiling = (jnd * max(self.jnd_budget, 1.0)).clamp(max=self.eps) * 255
+        levels = torch.maximum(torch.minimum(delta, bound), -bound) * 255
+        rounded = levels.round()
+        return torch.where(rounded.abs() > ceiling, levels.trunc(), rounded) / 255
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ from .noise import (
 from .profile import ImageRecord, ManifestWriter, Profile
 from .progress import Reporter
 from .shards import Shard
-from .spatial import PGD_SHIFT, SpatialPGD
+from .spatial import PGD_SHIFT, ChangeLimit, SpatialPGD
 from .surrogates import (
     Ensemble,
     SurrogateMember,
@@ -940,6 +940,12 @@ def spatial_deltas(run: Run, folder: FolderData, built: BuiltEnsemble,
                           budget=pixel_budget(run.config, x)).cpu()
 
 
+def change_limit(config: ProtectConfig) -> ChangeLimit | None:
+    """The perceptual bound applied again to the written change (None: eps alone, which
+    the change brought up from the working size already keeps)."""
+    return ChangeLimit(config.jnd_budget, config.eps) if config.jnd_budget > 0 else None
+
+
 def pixel_budget(config: ProtectConfig, x: torch.Tensor) -> torch.Tensor | None:
     """Per-pixel bound of the spatial perturbation (N x 1 x H x W) with a perceptual budget:
     `jnd_budget` just-noticeable changes of each image at that place, never above eps;
@@ -1122,7 +1128,7 @@ def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
     out_path = cfg.output_dir / out_rel
     try:
         metrics = export_image(image, compose(image, delta, offset, cfg.colour_headroom,
-                                              pattern),
+                                              pattern, change_limit(cfg)),
                                out_path, cfg.quality, cfg.keep_metadata, cfg.strip_gps)
     except OSError as exc:
         raise FolderError(f"cannot write {out_path}: {exc.strerror or exc}") from exc

@@ -1,7 +1,11 @@
+import numpy as np
 import torch
 
+from dune_gui.engine.data import DecodedImage
+from dune_gui.engine.export import compose, to_pil
+from dune_gui.engine.metrics import jnd_map, visible_share
 from dune_gui.engine.models import build_model
-from dune_gui.engine.spatial import SpatialPGD, spatial_pgd, upsample_delta
+from dune_gui.engine.spatial import ChangeLimit, SpatialPGD, spatial_pgd, upsample_delta
 from dune_gui.engine.surrogates import Ensemble, SurrogateMember
 from dune_gui.engine.views import FlipShiftView, grey_view
 
@@ -135,3 +139,55 @@ def test_padding_to_a_fixed_batch_size_returns_the_real_images_only() -> None:
         start = ensemble.mean_cross_entropy(x, target).mean()
     # the loss reported after step 1 is measured before step 1 moved x: real images only
     assert abs(losses[0] - float(start)) < 1e-4
+
+
+def _photo(height: int, width: int) -> torch.Tensor:
+    """An 8-bit picture: a flat backdrop (light and dark halves) beside loud texture."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.full((3, height, width), 120.0)
+    x[:, height // 2:] = 20.0
+    x[:, :, width // 2:] = torch.randint(30, 220, (1, height, width - width // 2), generator=g)
+    return x / 255
+
+
+def test_the_written_change_keeps_the_perceptual_bound_after_rounding() -> None:
+    """Rounding to 8 bits adds up to half a level, which on flat ground passed notice: the
+    written change stays on the 8-bit grid, within the bound rounded, and never beyond notice
+    (within eps, and within the bound itself when it is above one noticeable change)."""
+    x = _photo(40, 60)
+    jnd = jnd_map(x[None])[0] * 255
+    g = torch.Generator().manual_seed(4)
+    for budget, eps in ((0.95, 8 / 255), (0.5, 16 / 255), (2.0, 8 / 255)):
+        bound = (jnd * budget).clamp(max=eps * 255)
+        # the worst case for rounding (every pixel at its bound) and a random change
+        for delta in (bound / 255 * torch.sign(torch.randn(3, 40, 60, generator=g)),
+                      (torch.rand(3, 40, 60, generator=g) * 2 - 1) * 10 / 255):
+            written = ChangeLimit(budget, eps).written(delta, x) * 255
+            assert torch.allclose(written, written.round(), atol=1e-4)  # whole levels
+            assert (written.abs() <= torch.floor(bound + 0.5) + 1e-4).all()
+            assert (written.abs() <= eps * 255 + 1e-4).all()
+            if budget <= 1:
+                assert (written.abs() <= jnd + 1e-4).all()
+                assert float(visible_share(x[None], x[None] + written[None] / 255)) == 0
+            else:
+                assert (written.abs() <= bound + 1e-4).all()
+
+
+def test_a_photo_written_from_a_working_size_change_stays_below_notice() -> None:
+    """A change made at a 32-px working size within 0.95 of that size's noticeable change,
+    brought up to the photo's 120 x 180 and written to 8 bits: no pixel beyond notice at
+    the photo's own size (without the limit some are: bilinear up-sampling moves the
+    change off the texture it was bounded by, and rounding adds half a level)."""
+    x = _photo(120, 180)
+    small = torch.nn.functional.interpolate(x[None], size=(32, 48), mode="area")
+    bound = (jnd_map(small) * 0.95).clamp(max=8 / 255)[0]
+    delta = bound * torch.sign(torch.randn(3, 32, 48, generator=torch.Generator().manual_seed(5)))
+    image = DecodedImage(rgb=x.permute(1, 2, 0).numpy(), alpha=None, kind="RGB",
+                         icc_profile=None, exif=None)
+    shares = []
+    for limit in (None, ChangeLimit(0.95, 8 / 255)):
+        written = torch.from_numpy(
+            np.asarray(to_pil(compose(image, delta, None, limit=limit), image), np.float32)
+        ).permute(2, 0, 1) / 255
+        shares.append(float(visible_share(x[None], written[None])))
+    assert shares[0] > 0.01 and shares[1] == 0
