@@ -85,10 +85,11 @@ class ChangeLimit:
     The PGD bounds the change at the working size; brought up to a photo's size the bound
     there differs (its texture is measured on finer detail), and rounding the picture to
     8 bits adds up to half a level, which on flat ground, where a just-noticeable change
-    is 3 levels and the bound 0.95 of it, passed notice (docs/perceptual.md). So the
-    change is clipped to `jnd_budget` just-noticeable changes of the full-resolution
-    image (never above eps) and rounded to whole levels, toward the original where
-    rounding would pass notice (or the bound, with a budget above one)."""
+    is a few levels and the bound 0.95 of it, passed notice (3.5 of 3.7 rounds to 4;
+    docs/perceptual.md). So the change is clipped to `jnd_budget` just-noticeable changes
+    of the full-resolution image (never above eps) and rounded to whole levels, toward
+    the original where rounding would pass notice (or the bound, with a budget above
+    one)."""
 
     jnd_budget: float
     eps: float
