@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import build_model
+from .models import PRETRAINED_ARCHS, build_model
 from .pretrained import LITE_INPUT_MEAN, LITE_INPUT_STD, imagenet_network
 from .training import classifier_sgd, global_rng_seeded
 from .views import CropFlipView, View, stored_photo_side
@@ -210,6 +210,9 @@ class ShortcutLearner:
                  learning_rate: float = LEARNING_RATE) -> None:
         self.nets: list[nn.Module] = []
         for i, arch in enumerate(architectures):
+            if arch in PRETRAINED_ARCHS:  # built here it would lack its ImageNet weights
+                raise ValueError(f"a shortcut learner is trained from scratch; {arch!r} is "
+                                 "pretrained")
             # the first learner's draws as when there was only one, so its patterns stay
             with global_rng_seeded(seed + 17 * i, device):
                 self.nets.append(build_model(arch, k, side).to(

@@ -349,3 +349,13 @@ def test_more_learners_change_the_patterns_and_their_cache(labeled_folder: Path,
 def test_the_shortcut_weight_needs_a_learner(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one learner"):
         _config(tmp_path, tmp_path / "out", pattern_shortcut=1.0, pattern_learners=())
+
+
+def test_a_learner_is_never_a_pretrained_network_built_without_its_weights() -> None:
+    """build_model gives a pretrained architecture its ImageNet weights only with a
+    generator; a learner built without one would train a bare Lite0 (found by a screen,
+    docs/research-log.md, thirty-fourth session), so it is refused."""
+    from dune_gui.engine.class_patterns import ShortcutLearner
+
+    with pytest.raises(ValueError, match="pretrained"):
+        ShortcutLearner(10, 0, torch.device("cpu"), ("lite0",), 128)
