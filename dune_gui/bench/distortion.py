@@ -26,7 +26,7 @@ from PIL import Image
 
 from dune_gui.engine.data import scan_folder
 from dune_gui.engine.export import quality_metrics
-from dune_gui.engine.metrics import LUMA, MEASURES, jnd_map, local_luma
+from dune_gui.engine.metrics import MEASURES, beyond_notice, local_luma
 
 # Flat: the local spread of luma (metrics.local_luma) under 2 levels, where texture adds
 # under one level to the 3-level threshold of jnd_map; dark: a local mean under 64 of 255,
@@ -51,8 +51,7 @@ def region_counts(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     changed beyond notice (row 1): the count behind metrics.visible_share, split by where
     it lies (2 x 4)."""
     a, b = as_tensor(before), as_tensor(after)
-    weights = torch.tensor(LUMA).view(1, 3, 1, 1)
-    beyond = (((b - a) * weights).sum(1, keepdim=True).abs() > jnd_map(a))[0, 0]
+    beyond = beyond_notice(a, b)[0, 0]
     background, spread = (t[0, 0] for t in local_luma(a))
     flat, dark = spread < FLAT_SPREAD, background < DARK_BACKGROUND
     masks = (flat & dark, flat & ~dark, ~flat & dark, ~flat & ~dark)

@@ -177,6 +177,11 @@ def visible_share(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Share of pixels whose luminance change exceeds the just-noticeable change of the
     original at that place (jnd_map): ~0 means the change hides in the picture's own
     texture and brightness; a few percent concentrated on flat areas is a visible blotch."""
+    return beyond_notice(a, b).float().flatten(1).mean(1)
+
+
+def beyond_notice(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Where the luminance change from `a` to `b` exceeds the just-noticeable change of
+    `a` (N x 1 x H x W, boolean): the pixels visible_share counts."""
     weights = torch.tensor(LUMA, dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
-    change = ((b - a) * weights).sum(1, keepdim=True).abs()
-    return (change > jnd_map(a)).float().flatten(1).mean(1)
+    return ((b - a) * weights).sum(1, keepdim=True).abs() > jnd_map(a)

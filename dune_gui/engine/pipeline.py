@@ -235,6 +235,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
     # the error-minimising noise alone aims at no other class
     steers = config.uses_ensemble or patterns is not None
     out: list[PreviewImage] = []
+    limit = change_limit(config)
     for n, item in enumerate(items):
         rep.check_cancel()
         rep.stage("spatial", n, len(items), f"previewing {item.rel}")
@@ -245,7 +246,6 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         image = decode_full(item.path, config.max_pixels)
         original = torch.from_numpy(image.rgb).permute(2, 0, 1)
         pattern = patterns.patterns[item.label] if patterns is not None else None
-        limit = change_limit(config)
         spatial_only = compose(image, delta, None, pattern=pattern, limit=limit)
         protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom,
                                              pattern, limit), image), image)

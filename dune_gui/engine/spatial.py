@@ -94,11 +94,16 @@ class ChangeLimit:
     jnd_budget: float
     eps: float
 
+    def bound(self, jnd: torch.Tensor) -> torch.Tensor:
+        """Each pixel's bound from its just-noticeable change (metrics.jnd_map): the one
+        the PGD projects onto at the working size and the file keeps at its own."""
+        return (jnd * self.jnd_budget).clamp(max=self.eps)
+
     def written(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """`delta` (3 x H x W, at the size of `x`) as the file will hold it, for an image
         `x` whose pixels lie on the 8-bit grid (adding the result keeps them there)."""
         jnd = jnd_map(x.unsqueeze(0))[0]
-        bound = (jnd * self.jnd_budget).clamp(max=self.eps)
+        bound = self.bound(jnd)
         ceiling = (jnd * max(self.jnd_budget, 1.0)).clamp(max=self.eps) * 255
         levels = torch.maximum(torch.minimum(delta, bound), -bound) * 255
         rounded = levels.round()

@@ -941,8 +941,9 @@ def spatial_deltas(run: Run, folder: FolderData, built: BuiltEnsemble,
 
 
 def change_limit(config: ProtectConfig) -> ChangeLimit | None:
-    """The perceptual bound applied again to the written change (None: eps alone, which
-    the change brought up from the working size already keeps)."""
+    """The perceptual bound of the spatial change, which the PGD keeps at the working size
+    and the export again in the file (None: eps alone, which the change brought up from
+    the working size already keeps)."""
     return ChangeLimit(config.jnd_budget, config.eps) if config.jnd_budget > 0 else None
 
 
@@ -950,9 +951,8 @@ def pixel_budget(config: ProtectConfig, x: torch.Tensor) -> torch.Tensor | None:
     """Per-pixel bound of the spatial perturbation (N x 1 x H x W) with a perceptual budget:
     `jnd_budget` just-noticeable changes of each image at that place, never above eps;
     None: eps everywhere (the paper's L-inf ball)."""
-    if config.jnd_budget <= 0:
-        return None
-    return (jnd_map(x) * config.jnd_budget).clamp_(max=config.eps)
+    limit = change_limit(config)
+    return None if limit is None else limit.bound(jnd_map(x))
 
 
 @dataclass
