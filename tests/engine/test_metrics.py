@@ -66,6 +66,30 @@ def test_ssim_falls_with_noise() -> None:
     assert float(ssim(x, noisy)) < 0.9
 
 
+def test_ssim_matches_its_definition_with_a_full_gaussian_window() -> None:
+    # Wang et al.'s SSIM written directly: a 2-D Gaussian window (the outer product, not
+    # the separable passes) per channel over the valid positions, in double precision
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 40, 29, generator=gen, dtype=torch.float64)
+    y = (x + 0.1 * torch.randn(x.shape, generator=gen, dtype=torch.float64)).clamp(0, 1)
+    coords = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-coords**2 / (2 * 1.5**2))
+    window = (torch.outer(g, g) / g.sum() ** 2).view(1, 1, 11, 11).repeat(3, 1, 1, 1)
+
+    def local_mean(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(t, window, groups=3)
+
+    mu_x, mu_y = local_mean(x), local_mean(y)
+    var_x = local_mean(x * x) - mu_x**2
+    var_y = local_mean(y * y) - mu_y**2
+    cov = local_mean(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    expected = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
+                / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))).flatten(1).mean(1)
+    assert torch.allclose(ssim(x, y), expected, atol=1e-10)
+    assert torch.allclose(ssim(x.float(), y.float()), expected.float(), atol=1e-5)
+
+
 def test_the_noticeable_change_rises_with_texture_and_brightness_never_toward_black() -> None:
     def flat(level: int) -> torch.Tensor:
         return torch.full((1, 3, 16, 16), level / 255)
