@@ -110,10 +110,10 @@ def to_pil(protected: torch.Tensor, image: DecodedImage) -> Image.Image:
     return Image.fromarray(rgb, "RGB")
 
 
-def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
-    """Perceptual measures between the original and the written pixels (see
-    docs/perceptual.md for what each threshold means to a viewer): PSNR, SSIM, mean and
-    99th-percentile CIEDE2000, and the share of pixels changed beyond notice."""
+def measured_pair(original: torch.Tensor, protected: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two images as the measures take them (1 x 3 x H x W): area-downscaled to at
+    most METRIC_MAX_PIXELS, so a 50-MP scan's measures cost what a 4-MP photo's do."""
     a, b = original.unsqueeze(0), protected.unsqueeze(0)
     pixels = a.shape[-1] * a.shape[-2]
     if pixels > METRIC_MAX_PIXELS:
@@ -121,6 +121,14 @@ def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str
         size = (max(8, int(a.shape[-2] * scale)), max(8, int(a.shape[-1] * scale)))
         a = torch.nn.functional.interpolate(a, size=size, mode="area")
         b = torch.nn.functional.interpolate(b, size=size, mode="area")
+    return a, b
+
+
+def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
+    """Perceptual measures between the original and the written pixels (see
+    docs/perceptual.md for what each threshold means to a viewer): PSNR, SSIM, mean and
+    99th-percentile CIEDE2000, and the share of pixels changed beyond notice."""
+    a, b = measured_pair(original, protected)
     delta_e, delta_e_p99 = delta_e2000_mean_p99(a, b)
     return {"psnr": round(float(psnr(a, b)[0]), 3), "ssim": round(float(ssim(a, b)[0]), 5),
             "delta_e": round(float(delta_e[0]), 4),
