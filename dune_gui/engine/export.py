@@ -17,7 +17,7 @@ from .atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_write
 from .class_patterns import place_pattern
 from .colour import add_colour, expand_offsets
 from .data import DecodedImage
-from .metrics import delta_e2000_mean_p99, psnr, ssim, visible_share
+from .metrics import delta_e2000_mean_p99, jnd_map, psnr, ssim, visible_share
 from .spatial import ChangeLimit, upsample_delta
 
 # What each writable suffix is saved as; the one list of which formats are lossy.
@@ -69,20 +69,22 @@ def output_extension(source_suffix: str, fmt: str) -> str:
 
 def compose(image: DecodedImage, delta: torch.Tensor | None, offset: torch.Tensor | None,
             headroom: bool = False, pattern: torch.Tensor | None = None,
-            limit: ChangeLimit | None = None) -> torch.Tensor:
+            limit: ChangeLimit | None = None, jnd: torch.Tensor | None = None
+            ) -> torch.Tensor:
     """x_ue = clip01(clip01(x + up(delta) + place(p_y)) + d_y) at the image's own
     resolution (3 x H x W): the spatial perturbation brought up from the working size
     (within `limit` at this size, when its bound is perceptual), the class's aimed pattern
     laid over the image at its short side (class_patterns.place_pattern), then the class's
     colour offset, a G x G field spread over the image's own size; with `headroom` the
-    colour shift is scaled so that no pixel clips (colour.add_colour)."""
+    colour shift is scaled so that no pixel clips (colour.add_colour). `jnd`: the image's
+    jnd_map (1 x H x W), where the caller has it already (original_jnd)."""
     x = torch.from_numpy(image.rgb).permute(2, 0, 1)
     out = x
     if delta is not None or pattern is not None:
         out = x.clone()
         if delta is not None:
             full = upsample_delta(delta.float().cpu(), x.shape[1], x.shape[2])
-            out += full if limit is None else limit.written(full, x)
+            out += full if limit is None else limit.written(full, x, jnd)
         if pattern is not None:
             out += place_pattern(pattern.float().cpu(), x.shape[1], x.shape[2])
         out.clamp_(0, 1)
@@ -124,16 +126,28 @@ def measured_pair(original: torch.Tensor, protected: torch.Tensor
     return a, b
 
 
-def quality_metrics(original: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
+def original_jnd(image: DecodedImage) -> torch.Tensor:
+    """The just-noticeable change of the image at its own size (1 x H x W): a change
+    limit and the measure of pixels beyond notice both read it, so it is made once."""
+    return jnd_map(torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0))[0]
+
+
+def quality_metrics(original: torch.Tensor, protected: torch.Tensor,
+                    jnd: torch.Tensor | None = None) -> dict[str, float]:
     """Perceptual measures between the original and the written pixels (see
     docs/perceptual.md for what each threshold means to a viewer): PSNR, SSIM, mean and
-    99th-percentile CIEDE2000, and the share of pixels changed beyond notice."""
+    99th-percentile CIEDE2000, and the share of pixels changed beyond notice. `jnd`: the
+    original's jnd_map (1 x H x W), where the caller has it (unused when the measures
+    take a downscale)."""
     a, b = measured_pair(original, protected)
+    if a.shape[-2:] != original.shape[-2:]:
+        jnd = None
     delta_e, delta_e_p99 = delta_e2000_mean_p99(a, b)
     return {"psnr": round(float(psnr(a, b)[0]), 3), "ssim": round(float(ssim(a, b)[0]), 5),
             "delta_e": round(float(delta_e[0]), 4),
             "delta_e_p99": round(float(delta_e_p99[0]), 4),
-            "visible_share": round(float(visible_share(a, b)[0]), 5)}
+            "visible_share": round(float(visible_share(
+                a, b, None if jnd is None else jnd.unsqueeze(0))[0]), 5)}
 
 
 def read_back(img: Image.Image, image: DecodedImage) -> torch.Tensor:
@@ -179,9 +193,11 @@ def save_image_atomic(img: Image.Image, path: Path, image: DecodedImage, quality
 
 
 def export_image(image: DecodedImage, protected: torch.Tensor, path: Path, quality: int,
-                 keep_metadata: bool, strip_gps: bool) -> dict[str, float]:
+                 keep_metadata: bool, strip_gps: bool,
+                 jnd: torch.Tensor | None = None) -> dict[str, float]:
     """Quantise and atomically write one protected image; return the perceptual measures of
-    the pixels as written (read back from the file for lossy formats)."""
+    the pixels as written (read back from the file for lossy formats). `jnd`: the
+    original's, where the caller has it (original_jnd)."""
     if image.kind == "I;16" and path.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
         image.kind = "L"
     pil = to_pil(protected, image)
@@ -193,7 +209,7 @@ def export_image(image: DecodedImage, protected: torch.Tensor, path: Path, quali
     else:
         written = read_back(pil, image)
     original = torch.from_numpy(image.rgb).permute(2, 0, 1)
-    return quality_metrics(original, written)
+    return quality_metrics(original, written, jnd)
 
 
 def without_gps(exif_bytes: bytes) -> bytes:

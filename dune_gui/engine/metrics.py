@@ -186,15 +186,18 @@ def local_luma(rgb: torch.Tensor, radius: int = 2) -> tuple[torch.Tensor, torch.
 TEXTURE_MASKING = 0.5
 
 
-def visible_share(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def visible_share(a: torch.Tensor, b: torch.Tensor,
+                  jnd: torch.Tensor | None = None) -> torch.Tensor:
     """Share of pixels whose luminance change exceeds the just-noticeable change of the
     original at that place (jnd_map): ~0 means the change hides in the picture's own
-    texture and brightness; a few percent concentrated on flat areas is a visible blotch."""
-    return beyond_notice(a, b).float().flatten(1).mean(1)
+    texture and brightness; a few percent concentrated on flat areas is a visible blotch.
+    `jnd`: jnd_map(a), where the caller has it already."""
+    return beyond_notice(a, b, jnd).float().flatten(1).mean(1)
 
 
-def beyond_notice(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def beyond_notice(a: torch.Tensor, b: torch.Tensor,
+                  jnd: torch.Tensor | None = None) -> torch.Tensor:
     """Where the luminance change from `a` to `b` exceeds the just-noticeable change of
     `a` (N x 1 x H x W, boolean): the pixels visible_share counts."""
     weights = torch.tensor(LUMA, dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
-    return ((b - a) * weights).sum(1, keepdim=True).abs() > jnd_map(a)
+    return ((b - a) * weights).sum(1, keepdim=True).abs() > (jnd_map(a) if jnd is None else jnd)

@@ -21,6 +21,7 @@ from .data import FolderError, SkippedFile, decode_full, resize_to_working
 from .eta import RunClock, read_rates, write_rates
 from .export import (
     compose,
+    original_jnd,
     output_names,
     quality_metrics,
     read_back,
@@ -246,9 +247,10 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         image = decode_full(item.path, config.max_pixels)
         original = torch.from_numpy(image.rgb).permute(2, 0, 1)
         pattern = patterns.patterns[item.label] if patterns is not None else None
-        spatial_only = compose(image, delta, None, pattern=pattern, limit=limit)
+        jnd = original_jnd(image) if limit is not None and delta is not None else None
+        spatial_only = compose(image, delta, None, pattern=pattern, limit=limit, jnd=jnd)
         protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom,
-                                             pattern, limit), image), image)
+                                             pattern, limit, jnd), image), image)
         small = resize_to_working(protected.permute(1, 2, 0), run.working_size)
         x = folder.working[item.rel].float().div(255.0).unsqueeze(0).to(run.device)
         before, after = [], []
@@ -267,7 +269,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
             eps=(config.eps if config.uses_spatial or not patterns else 0.0)
             + (config.pattern_eps if patterns is not None else 0.0),
             pattern_eps=config.pattern_eps if patterns is not None else 0.0,
-            metrics=quality_metrics(original, protected),
+            metrics=quality_metrics(original, protected, jnd),
             prediction_before=before, prediction_after=after))
     rep.stage("spatial", len(items), len(items), "preview ready")
     return classes, out

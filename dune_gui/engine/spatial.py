@@ -99,10 +99,12 @@ class ChangeLimit:
         the PGD projects onto at the working size and the file keeps at its own."""
         return (jnd * self.jnd_budget).clamp(max=self.eps)
 
-    def written(self, delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def written(self, delta: torch.Tensor, x: torch.Tensor,
+                jnd: torch.Tensor | None = None) -> torch.Tensor:
         """`delta` (3 x H x W, at the size of `x`) as the file will hold it, for an image
-        `x` whose pixels lie on the 8-bit grid (adding the result keeps them there)."""
-        jnd = jnd_map(x.unsqueeze(0))[0]
+        `x` whose pixels lie on the 8-bit grid (adding the result keeps them there).
+        `jnd`: jnd_map of `x` (1 x H x W), where the caller has it already."""
+        jnd = jnd_map(x.unsqueeze(0))[0] if jnd is None else jnd
         bound = self.bound(jnd)
         ceiling = (jnd * max(self.jnd_budget, 1.0)).clamp(max=self.eps) * 255
         levels = torch.maximum(torch.minimum(delta, bound), -bound) * 255

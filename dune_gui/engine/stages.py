@@ -65,7 +65,7 @@ from .eta import (
     spatial_units,
     surrogate_units,
 )
-from .export import compose, export_image, write_json_atomic
+from .export import compose, export_image, original_jnd, write_json_atomic
 from .metrics import jnd_map
 from .models import multiply_accumulates
 from .noise import (
@@ -1127,9 +1127,11 @@ def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
         return ImageRecord(item.rel, None, cls, "skipped", str(exc))
     out_path = cfg.output_dir / out_rel
     try:
+        limit = change_limit(cfg)
+        jnd = original_jnd(image) if limit is not None and delta is not None else None
         metrics = export_image(image, compose(image, delta, offset, cfg.colour_headroom,
-                                              pattern, change_limit(cfg)),
-                               out_path, cfg.quality, cfg.keep_metadata, cfg.strip_gps)
+                                              pattern, limit, jnd),
+                               out_path, cfg.quality, cfg.keep_metadata, cfg.strip_gps, jnd)
     except OSError as exc:
         raise FolderError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
     return ImageRecord(item.rel, out_rel, cls, "done", None, metrics,

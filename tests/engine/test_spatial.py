@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from dune_gui.engine.data import DecodedImage
-from dune_gui.engine.export import compose, to_pil
+from dune_gui.engine.export import compose, original_jnd, quality_metrics, to_pil
 from dune_gui.engine.metrics import jnd_map, visible_share
 from dune_gui.engine.models import build_model
 from dune_gui.engine.spatial import ChangeLimit, SpatialPGD, spatial_pgd, upsample_delta
@@ -191,3 +191,21 @@ def test_a_photo_written_from_a_working_size_change_stays_below_notice() -> None
         ).permute(2, 0, 1) / 255
         shares.append(float(visible_share(x[None], written[None])))
     assert shares[0] > 0.01 and shares[1] == 0
+
+
+def test_the_export_reads_one_noticeable_change_map_for_the_limit_and_the_measures() -> None:
+    """The change limit and the share beyond notice both read the original's jnd_map; made
+    once and handed to both, the written pixels and the measures are what each makes
+    alone."""
+    x = _photo(48, 64)
+    image = DecodedImage(rgb=x.permute(1, 2, 0).numpy(), alpha=None, kind="RGB",
+                         icc_profile=None, exif=None)
+    delta = (torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(6)) * 2 - 1) * 8 / 255
+    limit = ChangeLimit(0.95, 8 / 255)
+    jnd = original_jnd(image)
+    alone, shared = compose(image, delta, None, limit=limit), compose(image, delta, None,
+                                                                      limit=limit, jnd=jnd)
+    assert torch.equal(alone, shared)
+    written = torch.from_numpy(np.asarray(to_pil(shared, image), np.float32)).permute(2, 0, 1) / 255
+    assert quality_metrics(x, written) == quality_metrics(x, written, jnd)
+    assert quality_metrics(x, written)["visible_share"] == 0
