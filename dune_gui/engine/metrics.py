@@ -34,8 +34,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(mse > 0, value, torch.full_like(value, PSNR_IDENTICAL))
 
 
-def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()
 
@@ -46,7 +46,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     c = a.shape[1]
     window = min(window, a.shape[-1], a.shape[-2])
     window = window if window % 2 == 1 else window - 1
-    g = _gaussian_window(window, sigma, a.device)
+    g = _gaussian_window(window, sigma, a)
     kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
     ky = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
 
