@@ -126,9 +126,13 @@ def measured_pair(original: torch.Tensor, protected: torch.Tensor
     return a, b
 
 
-def original_jnd(image: DecodedImage) -> torch.Tensor:
-    """The just-noticeable change of the image at its own size (1 x H x W): a change
-    limit and the measure of pixels beyond notice both read it, so it is made once."""
+def original_jnd(image: DecodedImage, delta: torch.Tensor | None,
+                 limit: ChangeLimit | None) -> torch.Tensor | None:
+    """The just-noticeable change of the image at its own size (1 x H x W) where `limit`
+    reads it for the spatial change `delta`; the measure of pixels beyond notice reads it
+    too, so it is made once (None: no limit applies, the measure makes its own)."""
+    if limit is None or delta is None:
+        return None
     return jnd_map(torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0))[0]
 
 

@@ -247,7 +247,7 @@ def preview(config: ProtectConfig, rels: list[str] | None = None, count: int = 4
         image = decode_full(item.path, config.max_pixels)
         original = torch.from_numpy(image.rgb).permute(2, 0, 1)
         pattern = patterns.patterns[item.label] if patterns is not None else None
-        jnd = original_jnd(image) if limit is not None and delta is not None else None
+        jnd = original_jnd(image, delta, limit)
         spatial_only = compose(image, delta, None, pattern=pattern, limit=limit, jnd=jnd)
         protected = read_back(to_pil(compose(image, delta, offset, config.colour_headroom,
                                              pattern, limit, jnd), image), image)

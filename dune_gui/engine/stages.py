@@ -1128,7 +1128,7 @@ def export_one(run: Run, folder: FolderData, item: ImageItem, out_rel: str,
     out_path = cfg.output_dir / out_rel
     try:
         limit = change_limit(cfg)
-        jnd = original_jnd(image) if limit is not None and delta is not None else None
+        jnd = original_jnd(image, delta, limit)
         metrics = export_image(image, compose(image, delta, offset, cfg.colour_headroom,
                                               pattern, limit, jnd),
                                out_path, cfg.quality, cfg.keep_metadata, cfg.strip_gps, jnd)

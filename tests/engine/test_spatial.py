@@ -1,8 +1,7 @@
-import numpy as np
 import torch
 
 from dune_gui.engine.data import DecodedImage
-from dune_gui.engine.export import compose, original_jnd, quality_metrics, to_pil
+from dune_gui.engine.export import compose, original_jnd, quality_metrics, read_back, to_pil
 from dune_gui.engine.metrics import jnd_map, visible_share
 from dune_gui.engine.models import build_model
 from dune_gui.engine.spatial import ChangeLimit, SpatialPGD, spatial_pgd, upsample_delta
@@ -150,6 +149,11 @@ def _photo(height: int, width: int) -> torch.Tensor:
     return x / 255
 
 
+def _decoded(x: torch.Tensor) -> DecodedImage:
+    return DecodedImage(rgb=x.permute(1, 2, 0).numpy(), alpha=None, kind="RGB",
+                        icc_profile=None, exif=None)
+
+
 def test_the_written_change_keeps_the_perceptual_bound_after_rounding() -> None:
     """Rounding to 8 bits adds up to half a level, which on flat ground passed notice: the
     written change stays on the 8-bit grid, within the bound rounded, and never beyond notice
@@ -182,13 +186,10 @@ def test_a_photo_written_from_a_working_size_change_stays_below_notice() -> None
     small = torch.nn.functional.interpolate(x[None], size=(32, 48), mode="area")
     bound = (jnd_map(small) * 0.95).clamp(max=8 / 255)[0]
     delta = bound * torch.sign(torch.randn(3, 32, 48, generator=torch.Generator().manual_seed(5)))
-    image = DecodedImage(rgb=x.permute(1, 2, 0).numpy(), alpha=None, kind="RGB",
-                         icc_profile=None, exif=None)
+    image = _decoded(x)
     shares = []
     for limit in (None, ChangeLimit(0.95, 8 / 255)):
-        written = torch.from_numpy(
-            np.asarray(to_pil(compose(image, delta, None, limit=limit), image), np.float32)
-        ).permute(2, 0, 1) / 255
+        written = read_back(to_pil(compose(image, delta, None, limit=limit), image), image)
         shares.append(float(visible_share(x[None], written[None])))
     assert shares[0] > 0.01 and shares[1] == 0
 
@@ -198,14 +199,14 @@ def test_the_export_reads_one_noticeable_change_map_for_the_limit_and_the_measur
     once and handed to both, the written pixels and the measures are what each makes
     alone."""
     x = _photo(48, 64)
-    image = DecodedImage(rgb=x.permute(1, 2, 0).numpy(), alpha=None, kind="RGB",
-                         icc_profile=None, exif=None)
+    image = _decoded(x)
     delta = (torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(6)) * 2 - 1) * 8 / 255
     limit = ChangeLimit(0.95, 8 / 255)
-    jnd = original_jnd(image)
+    jnd = original_jnd(image, delta, limit)
+    assert jnd is not None and original_jnd(image, None, limit) is None
     alone, shared = compose(image, delta, None, limit=limit), compose(image, delta, None,
                                                                       limit=limit, jnd=jnd)
     assert torch.equal(alone, shared)
-    written = torch.from_numpy(np.asarray(to_pil(shared, image), np.float32)).permute(2, 0, 1) / 255
+    written = read_back(to_pil(shared, image), image)
     assert quality_metrics(x, written) == quality_metrics(x, written, jnd)
     assert quality_metrics(x, written)["visible_share"] == 0
